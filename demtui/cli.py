@@ -1,0 +1,313 @@
+"""The `demtui` command line (typer). Heavy imports happen inside commands only.
+
+Exit codes: 0 done · 1 internal error (a bug; --debug shows the trace) · 2 bad input
+(unknown names, bad params, missing data, no such device) · 3 run failed (a stage
+failed, the model collapsed, the run directory is corrupt) · 130 cancelled (finished
+stages are kept; --resume continues).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from demtui.errors import DemtuiError
+
+app = typer.Typer(add_completion=False, invoke_without_command=True, no_args_is_help=False,
+                  help="Test vision models against universal adversarial perturbations and repair them.",
+                  rich_markup_mode=None, pretty_exceptions_enable=False)
+_STATE: dict[str, Any] = {"debug": False, "registry": None}
+
+RegistryOpt = Annotated[Optional[Path], typer.Option("--registry", help="A registry.toml merged over the built-in one.")]
+
+
+def _stderr(message: str) -> None:
+    from rich.console import Console
+
+    Console(stderr=True, highlight=False).print(message)
+
+
+def _guard(fn):
+    """Turn DemtuiError into one sentence and an exit code; never a bare traceback."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except DemtuiError as exc:
+            if _STATE["debug"]:
+                raise
+            _stderr(f"[red]error:[/] {exc}")
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            _stderr("[yellow]Interrupted.[/]")
+            raise typer.Exit(130) from None
+        except typer.Exit:
+            raise
+        except Exception as exc:
+            if _STATE["debug"]:
+                raise
+            _stderr(f"[red]internal error:[/] {type(exc).__name__}: {exc} (re-run with --debug for the trace "
+                    "and report it).")
+            raise typer.Exit(1) from None
+    return wrapper
+
+
+@app.callback()
+def main_callback(
+    ctx: typer.Context,
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks.")] = False,
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+) -> None:
+    _STATE["debug"] = debug
+    if version:
+        from demtui import __version__
+
+        typer.echo(__version__)
+        raise typer.Exit()
+    if ctx.invoked_subcommand is None:
+        typer.echo(ctx.get_help())
+
+
+def _registry(path: Path | None):
+    from demtui.registry import get_registry
+
+    return get_registry(path)
+
+
+@app.command()
+@_guard
+def run(
+    headless: Annotated[bool, typer.Option("--headless", help="Run here with a progress view (for scripts and CI).")] = True,
+    spec: Annotated[Optional[Path], typer.Option("--spec", help="A RunSpec TOML file.")] = None,
+    model: Annotated[Optional[str], typer.Option(help="Model, e.g. smallcnn, torchvision:resnet50, wrn:34-10.")] = None,
+    dataset: Annotated[Optional[str], typer.Option(help="Dataset, e.g. shapes, cifar10, imagefolder.")] = None,
+    attack: Annotated[Optional[str], typer.Option(help="Attack, e.g. df-uap.")] = None,
+    defense: Annotated[Optional[str], typer.Option(help="Defense, e.g. democratic, or none.")] = None,
+    targets: Annotated[Optional[str], typer.Option(help="Target classes: indices or names, comma-separated.")] = None,
+    layer: Annotated[Optional[str], typer.Option(help="Entropy layer: a role (deep2, …) or a module path.")] = None,
+    device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Seed.")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Run directory (default runs/<name>-<time>).")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="section.param=value, repeatable.")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out, skipping finished stages.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout; progress on stderr.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress view.")] = False,
+    registry: RegistryOpt = None,
+) -> None:
+    """Run a spec (default: the offline quickstart) and print the Before/After table."""
+    from demtui import spec as specmod
+
+    reg = _registry(registry)
+    if resume and out is None:
+        raise DemtuiError("--resume needs --out pointing at the run directory to continue.")
+    overlay = _flag_overlay(model, dataset, attack, defense, targets, layer, device, seed)
+    overlay = specmod.merge(overlay, specmod.parse_set(set_ or []))
+    saved = out / "spec.toml" if out else None
+    if spec is not None:
+        base = specmod.merge(specmod.quickstart_dict(), specmod.read_spec_file(spec))
+    elif resume and saved is not None and saved.exists():
+        base = specmod.read_spec_file(saved)
+    else:
+        base = specmod.quickstart_dict()
+    run_spec = specmod.resolve(specmod.merge(base, overlay), reg)
+    run_dir = out or Path("runs") / f"{_slug(run_spec)}-{time.strftime('%Y%m%d-%H%M%S')}"
+    outcome = _execute(run_spec, reg, run_dir, resume=resume, quiet=quiet)
+    if as_json:
+        from demtui.report import summary_json
+
+        sys.stdout.write(summary_json(outcome) + "\n")
+    else:
+        _print_tables(outcome)
+    if outcome.status == "cancelled":
+        raise typer.Exit(130)
+
+
+def _flag_overlay(model, dataset, attack, defense, targets, layer, device, seed) -> dict[str, Any]:
+    over: dict[str, Any] = {}
+    for section, value in (("model", model), ("dataset", dataset), ("attack", attack), ("defense", defense)):
+        if value is not None:
+            over[section] = {"name": value}
+    run_part = {k: v for k, v in (("targets", targets), ("layer", layer), ("device", device), ("seed", seed)) if v is not None}
+    if targets is not None and not targets.strip():
+        run_part["targets"] = []
+    if run_part:
+        over["run"] = run_part
+    return over
+
+
+def _slug(spec: Any) -> str:
+    name = f"{spec.model.name}-{spec.attack.name}-{spec.defense.name if spec.defense else 'none'}"
+    return name.replace(":", "_").replace("/", "_")
+
+
+def _execute(run_spec: Any, reg: Any, run_dir: Path, *, resume: bool, quiet: bool):
+    from demtui.engine import execute
+    from demtui.progress_view import ProgressView
+
+    with ProgressView(quiet=quiet) as view:
+        outcome = execute(run_spec, reg, run_dir, resume=resume, listeners=[view])
+    return outcome
+
+
+def _print_tables(outcome: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from demtui.report import summary_rows, target_rows
+
+    console = Console()
+    table = Table(title=f"Before / After — {outcome.run_dir}")
+    for col in ("Metric", "Before", "After"):
+        table.add_column(col, justify="left" if col == "Metric" else "right")
+    for row in summary_rows(outcome.summary):
+        table.add_row(*row)
+    console.print(table)
+    classes = outcome.results.get("stages", {}).get("baseline", {}).get("classes")
+    per = Table(title="Per target")
+    for col in ("Target", "SR before", "SR after", "AAcc before", "AAcc after", "SR secondary"):
+        per.add_column(col, justify="right")
+    for row in target_rows(outcome.results, classes):
+        per.add_row(*row)
+    console.print(per)
+    console.print(f"Report: {outcome.run_dir / 'report.md'}")
+
+
+@app.command()
+@_guard
+def train(
+    model: Annotated[str, typer.Option(help="Model reference, e.g. smallcnn or wrn:16-2.")] = "smallcnn",
+    dataset: Annotated[str, typer.Option(help="Dataset name.")] = "shapes",
+    out: Annotated[Path, typer.Option("--out", help="Where to write the checkpoint (.safetensors).")] = Path("victim.safetensors"),
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="victim.param=value, model.param=…, dataset.param=…")] = None,
+    registry: RegistryOpt = None,
+) -> None:
+    """Train a victim model with the standard recipe and save its checkpoint."""
+    from demtui import spec as specmod
+    from demtui.train_cmd import train_to_file
+
+    reg = _registry(registry)
+    overlay = specmod.merge({"model": {"name": model}, "dataset": {"name": dataset},
+                             "run": {"device": device, "seed": seed}}, specmod.parse_set(set_ or []))
+    run_spec = specmod.resolve(specmod.merge(specmod.quickstart_dict(), overlay), reg)
+    result = train_to_file(run_spec, reg, out)
+    typer.echo(json.dumps(result, indent=2))
+
+
+@app.command()
+@_guard
+def plugins(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    registry: RegistryOpt = None,
+) -> None:
+    """Show every plugin, where it came from, what it provides and any problem."""
+    reg = _registry(registry)
+    if as_json:
+        typer.echo(json.dumps({"plugins": [p.as_dict() for p in reg.plugins], "registry_files": reg.config.sources}, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="demtui plugins")
+    for col in ("Plugin", "Source", "Status", "Provides / problem"):
+        table.add_column(col)
+    for p in reg.plugins:
+        detail = "; ".join(p.problems) if p.problems else ", ".join(p.provides)
+        style = {"failed": "red", "partial": "yellow", "disabled": "dim"}.get(p.status, "")
+        source = p.source + (f" ({p.package} {p.version})" if p.package else "")
+        table.add_row(p.name, source, f"[{style}]{p.status}[/]" if style else p.status, detail)
+    Console().print(table)
+
+
+@app.command("list")
+@_guard
+def list_(
+    kind: Annotated[Optional[str], typer.Argument(help="models, datasets, layers, attacks or defenses.")] = None,
+    pattern: Annotated[str, typer.Argument(help="Glob over names, e.g. 'df*'.")] = "*",
+    registry: RegistryOpt = None,
+) -> None:
+    """List components by kind (all kinds when none is given)."""
+    from demtui.components import KIND_WORDS
+    from demtui.errors import SpecError, did_you_mean
+
+    reg = _registry(registry)
+    if kind is not None and kind not in KIND_WORDS:
+        raise SpecError(f"Unknown kind '{kind}'." + did_you_mean(kind, KIND_WORDS) + f" Use one of {', '.join(KIND_WORDS)}.")
+    for word, k in KIND_WORDS.items():
+        if kind is None or kind == word:
+            typer.echo(f"{word}:")
+            for comp in reg.list(k, pattern):
+                typer.echo(f"  {comp.name:<14} {comp.summary}")
+
+
+@app.command()
+@_guard
+def show(name: Annotated[str, typer.Argument(help="A component name, e.g. df-uap.")], registry: RegistryOpt = None) -> None:
+    """Show a component's parameters, defaults and help."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from demtui.errors import UnknownComponentError, did_you_mean
+
+    reg = _registry(registry)
+    found = reg.find(name.partition(":")[0])
+    if not found:
+        raise UnknownComponentError(f"No component is called '{name}'." + did_you_mean(name, reg.all_names())
+                                    + " Run 'demtui list' to see them all.")
+    console = Console()
+    for comp in found:
+        console.print(f"[bold]{comp.name}[/] ({comp.kind}, from plugin {reg.owner(comp.kind, comp.name)}): {comp.summary}")
+        if comp.help:
+            console.print(comp.help)
+        for label, value in _extras(comp):
+            console.print(f"  {label}: {value}")
+        if len(comp.params):
+            table = Table(show_header=True)
+            for col in ("Param", "Type", "Default", "Range", "Help"):
+                table.add_column(col)
+            for p in comp.params:
+                table.add_row(p.name, p.type, _fmt_default(p.default), p.describe_range(), p.help)
+            console.print(table)
+
+
+def _extras(comp: Any) -> list[tuple[str, str]]:
+    out = []
+    for field in ("family", "examples", "offline", "targeted", "untargeted", "threat", "changes", "matches", "repair"):
+        if hasattr(comp, field):
+            value = getattr(comp, field)
+            out.append((field, ", ".join(value) if isinstance(value, tuple) else str(value)))
+    if hasattr(comp, "layers") and isinstance(getattr(comp, "layers"), tuple):
+        out.append(("layers", ", ".join(f"{r}={p}" for r, p in comp.layers)))
+    return out
+
+
+def _fmt_default(value: Any) -> str:
+    if isinstance(value, float):
+        on_grid = 0 < value < 1 and abs(value * 255 - round(value * 255)) < 1e-9
+        return f"{round(value * 255)}/255" if on_grid else f"{value:g}"
+    return "—" if value is None else str(value)
+
+
+@app.command()
+@_guard
+def report(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) -> None:
+    """Regenerate report.md of a run from its results.json and print it."""
+    from demtui.errors import RunError
+    from demtui.report import rebuild_report
+
+    if not (run_dir / "results.json").exists():
+        raise RunError(f"{run_dir} is not a demtui run directory (no results.json); pass a folder under runs/.")
+    path = rebuild_report(run_dir)
+    typer.echo(path.read_text(encoding="utf-8"))
+
+
+def main() -> None:
+    app()

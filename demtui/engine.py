@@ -1,0 +1,194 @@
+"""The engine: run a RunSpec's stages into a run directory, resumably.
+
+It never knows who is watching: progress goes out as events to whatever listeners
+were subscribed (the events.jsonl writer, the headless view, observer plugins).
+Ctrl-C / SIGTERM stop the current stage cleanly; finished stages stay on disk and
+``--resume`` skips them.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from demtui import stages as S
+from demtui.errors import DemtuiError, RunError, SpecError
+from demtui.events import EventBus, JsonlWriter, read_events
+from demtui.registry import Registry
+from demtui.spec import RunSpec
+from demtui.store import RunStore, atomic_write_text
+
+
+@dataclass
+class Outcome:
+    run_dir: Path
+    status: str  # finished | cancelled | failed
+    results: dict[str, Any]
+    summary: dict[str, Any]
+    error: str = ""
+
+
+def check_run_dir(store: RunStore, spec: RunSpec, resume: bool) -> None:
+    """Refuse to overwrite a finished run; refuse to resume a different or corrupt one."""
+    if not store.exists():
+        return
+    if not resume:
+        raise SpecError(f"{store.root} already holds a run; pass --resume to continue it or choose another --out.")
+    read_events(store.events_path, strict=True)
+    store.results  # noqa: B018 - validates results.json
+    if store.spec_path.exists():
+        import tomllib
+
+        saved = tomllib.loads(store.spec_path.read_text(encoding="utf-8"))
+        mine = spec.to_dict()
+        saved.get("run", {}).pop("device", None)
+        mine["run"].pop("device", None)
+        if _normalise(saved) != _normalise(mine):
+            diff = _first_difference(_normalise(saved), _normalise(mine))
+            raise SpecError(f"{store.root} was made with a different spec ({diff}); resume with the same spec "
+                            "(omit flags to reuse the saved one) or choose another --out.")
+
+
+def _normalise(d: dict[str, Any]) -> dict[str, Any]:
+    import json
+
+    return json.loads(json.dumps(d, sort_keys=True, default=str))
+
+
+def _first_difference(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> str:
+    for key in sorted(set(a) | set(b)):
+        va, vb = a.get(key), b.get(key)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            found = _first_difference(va, vb, f"{prefix}{key}.")
+            if found:
+                return found
+        elif va != vb:
+            return f"{prefix}{key}: saved {va!r}, now {vb!r}"
+    return ""
+
+
+def planned_stages(spec: RunSpec) -> list[str]:
+    names = ["baseline", "attack", "analyse"]
+    if spec.defense is not None:
+        names += ["defend", "evaluate"]
+        if spec.run["secondary"]:
+            names.append("secondary")
+    return names
+
+
+def execute(spec: RunSpec, registry: Registry, run_dir: Path, *, resume: bool = False,
+            listeners: list[Callable[[dict[str, Any]], None]] | None = None) -> Outcome:
+    """Run every planned stage; returns how it ended. User errors raise DemtuiError."""
+    from demtui.context import Cancelled, RunContext, resolve_device
+    from demtui.prepare import prepare
+
+    device = resolve_device(spec.run["device"])  # bad devices fail before anything is written
+    store = RunStore(run_dir)
+    check_run_dir(store, spec, resume)
+    store.create()
+    if not store.spec_path.exists():
+        atomic_write_text(store.spec_path, spec.to_toml())
+    run_id = run_dir.name + "-" + uuid.uuid4().hex[:6]
+    bus = EventBus(run_id=run_id, seq=len(read_events(store.events_path, strict=False)))
+    writer = JsonlWriter(store.events_path)
+    bus.subscribe(writer)
+    bus.subscribe(registry.emit)
+    for listener in listeners or []:
+        bus.subscribe(listener)
+    ctx = RunContext(device=device, seed=spec.run["seed"], bus=bus, artifacts=store.artifacts)
+    from demtui import __version__
+
+    started = time.perf_counter()
+    bus.emit("run_started", spec=spec.to_dict(), device=str(device), resumed=bool(resume and store.results["stages"]),
+             version=__version__, stages=["prepare", *planned_stages(spec)])
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    stage = "prepare"
+    try:
+        ctx.stage = stage
+        t0 = time.perf_counter()
+        bus.emit("stage_started", stage=stage)
+        prep = prepare(spec, registry, ctx)
+        bus.emit("stage_finished", stage=stage, seconds=round(time.perf_counter() - t0, 3),
+                 summary={"classes": len(prep.classes), "targets": prep.targets, "layer": prep.layer, **prep.info})
+        state = S.RunState(spec=spec, registry=registry, ctx=ctx, store=store, prep=prep)
+        for stage in planned_stages(spec):
+            if store.stage(stage) is not None:
+                bus.emit("stage_skipped", stage=stage, reason="finished in an earlier run")
+                continue
+            ctx.stage = stage
+            t0 = time.perf_counter()
+            bus.emit("stage_started", stage=stage)
+            result = getattr(S, stage)(state)
+            seconds = time.perf_counter() - t0
+            store.finish_stage(stage, result, seconds)
+            bus.emit("stage_finished", stage=stage, seconds=round(seconds, 3), summary=stage_headline(stage, result))
+        summary = summarise(spec, store.results)
+        store.set_summary(summary)
+        from demtui.report import write_report
+
+        write_report(store, spec, summary)
+        bus.emit("run_finished", summary=summary, seconds=round(time.perf_counter() - started, 3))
+        return Outcome(run_dir, "finished", store.results, summary)
+    except (KeyboardInterrupt, Cancelled):
+        bus.emit("run_cancelled", stage=stage)
+        return Outcome(run_dir, "cancelled", store.results, summarise(spec, store.results))
+    except DemtuiError as exc:
+        bus.emit("run_failed", stage=stage, error=str(exc))
+        raise
+    except Exception as exc:
+        bus.emit("run_failed", stage=stage, error=f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        writer.close()
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def stage_headline(stage: str, result: dict[str, Any]) -> dict[str, Any]:
+    """A few scalars per stage for progress views (full results live in results.json)."""
+    if stage in ("baseline", "evaluate"):
+        return {"cacc": result["cacc"]}
+    if stage in ("attack", "secondary"):
+        return {"sr": _mean(result["targets"], "sr"), "aacc": _mean(result["targets"], "aacc")}
+    if stage == "analyse":
+        return {"repair_gap": result.get("repair_gap")}
+    return {k: v for k, v in result.items() if isinstance(v, (int, float, str))}
+
+
+def _mean(targets: dict[str, Any], metric: str) -> float | None:
+    vals = [(v.get("metrics", v)).get(metric) for v in targets.values()]
+    vals = [v for v in vals if v is not None and v == v]
+    return round(sum(vals) / len(vals), 4) if vals else None
+
+
+def summarise(spec: RunSpec, results: dict[str, Any]) -> dict[str, Any]:
+    """The summary object of --json: fixed keys, null where a stage did not run."""
+    stages = results.get("stages", {})
+    get = lambda name: stages.get(name) if stages.get(name, {}).get("status") == "finished" else None  # noqa: E731
+    base, atk, ev, sec, dfd, ana = (get(n) for n in ("baseline", "attack", "evaluate", "secondary", "defend", "analyse"))
+    sr_key = "sr" if spec.run["mode"] == "targeted" else "fooling_rate"
+    out: dict[str, Any] = {
+        "cacc_before": base["cacc"] if base else None,
+        "cacc_after": ev["cacc"] if ev else None,
+        "sr_before": _mean(atk["targets"], sr_key) if atk else None,
+        "sr_after": _mean(ev["targets"], sr_key) if ev else None,
+        "aacc_before": _mean(atk["targets"], "aacc") if atk else None,
+        "aacc_after": _mean(ev["targets"], "aacc") if ev else None,
+        "delta_cacc": round(ev["cacc"] - base["cacc"], 4) if ev and base else None,
+        "secondary_sr": _mean(sec["targets"], sr_key) if sec else None,
+        "noise_sr": _mean(atk["noise"], sr_key) if atk and atk.get("noise") else None,
+        "entropy_gap_before": ana.get("repair_gap") if ana else None,
+        "entropy_gap_after": ev["entropy"].get("repair_gap") if ev else None,
+        "attack_seconds": atk["seconds"] if atk else None,
+        "defense_seconds": dfd["seconds"] if dfd else None,
+        "mode": spec.run["mode"],
+    }
+    return out

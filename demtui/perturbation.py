@@ -1,0 +1,121 @@
+"""Perturbations: what an attack returns, able to apply, save and reload itself.
+
+Every perturbation works in pixel space, on float images in [0, 1] of shape (B, C, H, W),
+and its output stays in [0, 1]. Saved as safetensors (tensors) plus a small JSON header
+in the safetensors metadata, so a UAP crafted once can be re-used bit-exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+
+from demtui.errors import RunError
+
+_KINDS: dict[str, type["Perturbation"]] = {}
+
+
+class Perturbation:
+    """Base class: subclasses hold tensors and define ``apply``."""
+
+    kind: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.kind:
+            _KINDS[cls.kind] = cls
+
+    def apply(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def tensors(self) -> dict[str, torch.Tensor]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def meta(self) -> dict[str, Any]:
+        return {}
+
+    @classmethod
+    def from_saved(cls, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> "Perturbation":
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def preview(self) -> torch.Tensor:
+        """A uint8 (C, H, W) image that shows the perturbation to a person."""
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def to(self, device: torch.device | str) -> "Perturbation":
+        return self.from_saved({k: v.to(device) for k, v in self.tensors().items()}, self.meta())
+
+    def save(self, path: str | Path) -> Path:
+        """Write atomically: a crash mid-write never leaves a half file behind."""
+        from safetensors.torch import save_file
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        header = {"kind": self.kind, "meta": json.dumps(self.meta())}
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        os.close(fd)
+        try:
+            save_file({k: v.detach().cpu().contiguous() for k, v in self.tensors().items()}, tmp, metadata=header)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return path
+
+
+def load_perturbation(path: str | Path) -> Perturbation:
+    """Reload any saved perturbation, whatever its kind."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            header = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as exc:
+        raise RunError(f"Cannot read the perturbation {path} ({exc}); delete it and re-run the attack stage.") from None
+    kind = header.get("kind", "")
+    if kind not in _KINDS:
+        raise RunError(f"{path} holds a perturbation of unknown kind '{kind}'; install the plugin that made it.")
+    return _KINDS[kind].from_saved(tensors, json.loads(header.get("meta", "{}")))
+
+
+class AdditivePerturbation(Perturbation):
+    """x ↦ clamp(x + δ, 0, 1) with ‖δ‖∞ ≤ eps: the classic L∞ UAP."""
+
+    kind = "additive"
+
+    def __init__(self, delta: torch.Tensor, eps: float) -> None:
+        if delta.dim() == 3:
+            delta = delta.unsqueeze(0)
+        self.delta = delta.detach().float().clamp(-eps, eps)
+        self.eps = float(eps)
+
+    def apply(self, x: torch.Tensor) -> torch.Tensor:
+        return (x + self.delta.to(device=x.device, dtype=x.dtype)).clamp(0.0, 1.0)
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {"delta": self.delta}
+
+    def meta(self) -> dict[str, Any]:
+        return {"eps": self.eps}
+
+    @classmethod
+    def from_saved(cls, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> "AdditivePerturbation":
+        return cls(tensors["delta"], float(meta["eps"]))
+
+    def linf(self) -> float:
+        return float(self.delta.abs().max())
+
+    def preview(self) -> torch.Tensor:
+        """δ rescaled from [−eps, eps] to [0, 255] so its structure is visible."""
+        d = self.delta[0].float().cpu()
+        return ((d / (2 * self.eps) + 0.5).clamp(0, 1) * 255).round().to(torch.uint8)
+
+    def as_image(self) -> torch.Tensor:
+        """The UAP alone as an input image (mid-grey plus δ), for 'UAP only' entropy."""
+        return (0.5 + self.delta).clamp(0, 1)

@@ -1,0 +1,230 @@
+"""The stages after prepare, each a plain function of the shared RunState.
+
+baseline → attack → analyse → defend → evaluate → secondary. Each returns the dict
+saved under ``results.json`` → ``stages.<name>``; anything a later stage needs from an
+earlier one is reloadable from that dict and ``artifacts/``, which is what makes
+``--resume`` work.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from demtui.context import RunContext
+from demtui.contracts import AttackData, DefenseData, DefenseResult
+from demtui.errors import RunError
+from demtui.evaluation import attack_metrics, entropy_analysis, predict_under, random_sign_noise
+from demtui.perturbation import Perturbation, load_perturbation
+from demtui.prepare import Prepared
+from demtui.registry import Registry
+from demtui.spec import RunSpec
+from demtui.store import RunStore
+
+STAGES = ("baseline", "attack", "analyse", "defend", "evaluate", "secondary")
+
+
+@dataclass
+class RunState:
+    spec: RunSpec
+    registry: Registry
+    ctx: RunContext
+    store: RunStore
+    prep: Prepared
+    _uaps: dict[str, Perturbation] = field(default_factory=dict)
+    _defended: nn.Module | None = None
+
+    @property
+    def keys(self) -> list[str]:
+        """One key per UAP: the target index, or 'untargeted'."""
+        return [str(t) for t in self.prep.targets] or ["untargeted"]
+
+    @staticmethod
+    def target_of(key: str) -> int | None:
+        return None if key == "untargeted" else int(key)
+
+    def uaps(self, stage: str = "attack") -> dict[str, Perturbation]:
+        if stage == "attack" and self._uaps:
+            return self._uaps
+        saved = self.store.stage(stage)
+        if saved is None:
+            raise RunError(f"Stage '{stage}' has not finished, so its UAPs are not available; re-run it.")
+        out = {k: load_perturbation(self.store.root / v["path"]).to(self.ctx.device) for k, v in saved["targets"].items()}
+        if stage == "attack":
+            self._uaps = out
+        return out
+
+    def defended(self) -> nn.Module:
+        if self._defended is None:
+            self._defended = load_defended(self)
+        return self._defended
+
+    def clean_pred(self, model: nn.Module) -> torch.Tensor:
+        return predict_under(model, self.prep.x_eval, [None], batch_size=self.spec.run["batch_size"], ctx=self.ctx)[0]
+
+
+def baseline(state: RunState) -> dict[str, Any]:
+    pred = state.clean_pred(state.prep.built.module)
+    cacc = float((pred == state.prep.y_eval.cpu()).float().mean())
+    state.ctx.log(f"Clean accuracy of the original model: {cacc:.3f}")
+    return {"cacc": cacc, "eval_samples": int(state.prep.x_eval.shape[0]), **state.prep.info}
+
+
+def _craft(state: RunState, model: nn.Module, stage: str) -> dict[str, Any]:
+    """Craft one UAP per key against ``model``; saves each as soon as it is done."""
+    spec, ctx, prep = state.spec, state.ctx, state.prep
+    generate = state.registry.get("attack", spec.attack.name).load()
+    data = AttackData(x=prep.x_attack, y=prep.y_attack, num_classes=len(prep.classes), layer=prep.layer)
+    done = state.store.partial(stage)
+    clean = state.clean_pred(model)
+    for i, key in enumerate(state.keys):
+        if key in done:
+            continue
+        ctx.log(f"{stage}: crafting {spec.attack.name} UAP for {_label(state, key)} ({i + 1}/{len(state.keys)})")
+        pert = generate(model, data, state.target_of(key), dict(spec.attack.params), ctx)
+        if not isinstance(pert, Perturbation):
+            raise RunError(f"Attack '{spec.attack.name}' returned {type(pert).__name__}, not a Perturbation; "
+                           "fix or update the attack plugin.")
+        rel = f"artifacts/uap_{stage}_{key}.safetensors"
+        pert.save(state.store.root / rel)
+        _save_preview(pert, state.store.root / rel.replace(".safetensors", ".png"))
+        adv = predict_under(model, prep.x_eval, [pert], batch_size=spec.run["batch_size"], ctx=ctx)[0]
+        metrics = attack_metrics(clean, adv, prep.y_eval, state.target_of(key))
+        entry = {"path": rel, "metrics": metrics, "linf": getattr(pert, "linf", lambda: None)()}
+        ctx.emit("result", phase=stage, target=key, metrics=metrics)
+        ctx.emit("artifact", stage=stage, path=rel, kind="uap")
+        state.store.save_partial(stage, key, entry)
+    return {"targets": dict(done)}
+
+
+def attack(state: RunState) -> dict[str, Any]:
+    out = _craft(state, state.prep.built.module, "attack")
+    if state.spec.run["noise_baseline"]:
+        out["noise"] = _noise_baseline(state)
+    return out
+
+
+def _noise_baseline(state: RunState) -> dict[str, Any]:
+    """SR of random ±eps sign noise of the attack's budget: the floor a UAP must beat."""
+    eps = float(state.spec.attack.params.get("eps", 10 / 255))
+    shape = (1, *state.prep.x_eval.shape[1:])
+    noise = random_sign_noise(shape, eps, state.ctx.generator(offset=7))
+    model = state.prep.built.module
+    clean = state.clean_pred(model)
+    adv = predict_under(model, state.prep.x_eval, [noise], batch_size=state.spec.run["batch_size"], ctx=state.ctx)[0]
+    out = {}
+    for key in state.keys:
+        out[key] = attack_metrics(clean, adv, state.prep.y_eval, state.target_of(key))
+    return out
+
+
+def analyse(state: RunState, phase: str = "before", model: nn.Module | None = None) -> dict[str, Any]:
+    prep = state.prep
+    layers = dict(prep.layers)
+    if prep.layer not in layers.values():
+        layers["selected"] = prep.layer
+    n = min(512, prep.x_eval.shape[0])
+    summary = entropy_analysis(model or prep.built.module, prep.x_eval[:n], layers, state.uaps(),
+                               phase=phase, bins=state.spec.run["bins"], batch_size=state.spec.run["batch_size"],
+                               ctx=state.ctx)
+    repair_role = next((r for r, p in layers.items() if p == prep.layer), None)
+    return {"layers": summary, "repair_role": repair_role,
+            "repair_gap": summary[repair_role]["gap"] if repair_role else None}
+
+
+def defend(state: RunState) -> dict[str, Any]:
+    spec, ctx, prep = state.spec, state.ctx, state.prep
+    assert spec.defense is not None
+    apply = state.registry.get("defense", spec.defense.name).load()
+    params = dict(spec.defense.params)
+    n = params.get("subset_size") or max(1, round(params.get("subset_fraction", 0.05) * len(prep.splits.train)))
+    from demtui.data import take_subset
+
+    x, y = take_subset(prep.splits.train, n, seed=spec.run["seed"] + 41)
+    layer = params.get("layer") or ""
+    layer_path = prep.layers.get(layer, layer) if layer else prep.layer
+    data = DefenseData(x=x.to(ctx.device), y=y.to(ctx.device), num_classes=len(prep.classes), layer=layer_path,
+                       targets=list(prep.targets))
+    result = apply(copy.deepcopy(prep.built.module), data, params, ctx)
+    if not isinstance(result, DefenseResult):
+        raise RunError(f"Defense '{spec.defense.name}' returned {type(result).__name__}, not a DefenseResult; "
+                       "fix or update the defense plugin.")
+    from demtui.plugins.models.builders import save_checkpoint
+
+    save_checkpoint(result.model, state.store.root / "artifacts" / "defended.safetensors")
+    ctx.emit("artifact", stage="defend", path="artifacts/defended.safetensors", kind="model")
+    state._defended = result.model.eval()
+    return {"subset": int(n), "layer": layer_path, "wrapper": result.wrapper,
+            "history": _jsonable(result.history), "path": "artifacts/defended.safetensors"}
+
+
+def load_defended(state: RunState) -> nn.Module:
+    saved = state.store.stage("defend")
+    if saved is None:
+        raise RunError("The defend stage has not finished; re-run without skipping it.")
+    if saved.get("wrapper"):
+        apply = state.registry.get("defense", state.spec.defense.name).load()  # type: ignore[union-attr]
+        rebuild = getattr(apply, "rebuild", None)
+        if rebuild is None:
+            raise RunError(f"Defense '{state.spec.defense.name}' cannot rebuild its saved wrapper; re-run the defend stage.")  # type: ignore[union-attr]
+        model = rebuild(copy.deepcopy(state.prep.built.module), saved["wrapper"])
+    else:
+        model = copy.deepcopy(state.prep.built.module)
+    from demtui.plugins.models.builders import load_checkpoint
+
+    load_checkpoint(model, state.store.root / saved["path"])
+    return model.to(state.ctx.device).eval()
+
+
+def evaluate(state: RunState) -> dict[str, Any]:
+    model = state.defended()
+    clean = state.clean_pred(model)
+    y = state.prep.y_eval.cpu()
+    cacc = float((clean == y).float().mean())
+    uaps = state.uaps()
+    preds = predict_under(model, state.prep.x_eval, list(uaps.values()), batch_size=state.spec.run["batch_size"], ctx=state.ctx)
+    targets = {}
+    for (key, _), adv in zip(uaps.items(), preds):
+        targets[key] = attack_metrics(clean, adv, y, state.target_of(key))
+        state.ctx.emit("result", phase="evaluate", target=key, metrics=targets[key])
+    entropy = analyse(state, phase="after", model=model)
+    return {"cacc": cacc, "targets": targets, "entropy": entropy}
+
+
+def secondary(state: RunState) -> dict[str, Any]:
+    return _craft(state, state.defended(), "secondary")
+
+
+def _label(state: RunState, key: str) -> str:
+    t = state.target_of(key)
+    return "non-targeted" if t is None else f"target {t} ({state.prep.classes[t]})"
+
+
+def _save_preview(pert: Perturbation, path) -> None:
+    try:
+        from PIL import Image
+
+        img = pert.preview().permute(1, 2, 0).numpy()
+        if img.shape[2] == 1:
+            img = img[:, :, 0]
+        scale = max(1, 128 // img.shape[0])
+        Image.fromarray(img).resize((img.shape[1] * scale, img.shape[0] * scale), Image.NEAREST).save(path)
+    except NotImplementedError:
+        pass
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, torch.Tensor):
+        return obj.tolist()
+    if isinstance(obj, float) and math.isnan(obj):
+        return None
+    return obj
