@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import copy
 import math
+import os
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,7 +74,8 @@ def baseline(state: RunState) -> dict[str, Any]:
     pred = state.clean_pred(state.prep.built.module)
     cacc = float((pred == state.prep.y_eval.cpu()).float().mean())
     state.ctx.log(f"Clean accuracy of the original model: {cacc:.3f}")
-    return {"cacc": cacc, "eval_samples": int(state.prep.x_eval.shape[0]), **state.prep.info}
+    return {"cacc": cacc, "eval_samples": int(state.prep.x_eval.shape[0]), "classes": list(state.prep.classes),
+            "layer": state.prep.layer, "layers": dict(state.prep.layers), **state.prep.info}
 
 
 def _craft(state: RunState, model: nn.Module, stage: str) -> dict[str, Any]:
@@ -213,7 +216,10 @@ def _save_preview(pert: Perturbation, path) -> None:
         if img.shape[2] == 1:
             img = img[:, :, 0]
         scale = max(1, 128 // img.shape[0])
-        Image.fromarray(img).resize((img.shape[1] * scale, img.shape[0] * scale), Image.NEAREST).save(path)
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.tmp")
+        Image.fromarray(img).resize((img.shape[1] * scale, img.shape[0] * scale), Image.NEAREST).save(tmp, format="PNG")
+        os.replace(tmp, path)
     except NotImplementedError:
         pass
 

@@ -14,8 +14,11 @@ def load_shapes(params: dict[str, Any], ctx: Any) -> DatasetSplits:
     from demtui.plugins.datasets.shapes_gen import SHAPE_CLASSES, generate_shapes
 
     size, seed = params["image_size"], params["seed"]
-    x_train, y_train = generate_shapes(params["train_size"], seed=seed, image_size=size)
-    x_test, y_test = generate_shapes(params["test_size"], seed=seed + 1_000_003, image_size=size)
+    contrast = (params["contrast_min"], params["contrast_max"])
+    if contrast[0] > contrast[1]:
+        raise DataError("Dataset 'shapes' needs contrast_min <= contrast_max; fix the --set values.")
+    x_train, y_train = generate_shapes(params["train_size"], seed=seed, image_size=size, contrast=contrast)
+    x_test, y_test = generate_shapes(params["test_size"], seed=seed + 1_000_003, image_size=size, contrast=contrast)
     return DatasetSplits(TensorImageDataset(x_train, y_train), TensorImageDataset(x_test, y_test),
                          list(SHAPE_CLASSES), size)
 

@@ -34,6 +34,8 @@ def demtui_defenses() -> list[Defense]:
                 Param("bn_mode", "choice", "train", "BatchNorm during repair: batch statistics (train, as the authors) "
                       "or frozen (eval).", choices=("train", "eval")),
                 Param("refine_epochs", "int", 10, "Clean-only fine-tuning epochs after repair (authors' code).", min=0),
+                Param("schedule", "choice", "constant", "Learning-rate schedule of the repair stage (the authors: constant).",
+                      choices=("constant", "cosine")),
                 Param("refine_lr", "float", 1e-5, "Learning rate of the clean refinement stage.", min=0, min_inclusive=False),
                 Param("layer", "str", "", "Entropy layer (role or module path); empty = the run's layer."),
                 Param("collapse_check", "bool", True, "Stop with a message if the model collapses to one class."),

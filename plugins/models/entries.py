@@ -5,8 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from demtui.contracts import BuiltModel
-from demtui.plugins.models import builders
-from demtui.plugins.models.layers import resolve_layers
 
 
 def _pretrained(params: dict[str, Any]) -> bool | str:
@@ -25,12 +23,18 @@ def build_smallcnn(arch: str | None, num_classes: int, params: dict[str, Any], c
 
 
 def build_wrn(arch: str | None, num_classes: int, params: dict[str, Any], ctx: Any) -> BuiltModel:
+    from demtui.plugins.models import builders
+    from demtui.plugins.models.layers import resolve_layers
+
     module = builders.build_wrn(arch or "28-10", num_classes, dropout=params.get("dropout", 0.0))
     layers = resolve_layers(module, "wrn")
     return BuiltModel(module=module, input_size=32, layers=_roles(layers), repair_role=layers.get("repair", "deep2"))
 
 
 def _family(build, arch: str | None, num_classes: int, params: dict[str, Any]) -> BuiltModel:
+    from demtui.plugins.models import builders
+    from demtui.plugins.models.layers import resolve_layers
+
     pretrained = _pretrained(params)
     module = build(arch, num_classes, pretrained)
     inner = module.net if isinstance(module, builders.Normalized) else module
@@ -43,11 +47,15 @@ def _family(build, arch: str | None, num_classes: int, params: dict[str, Any]) -
 
 
 def build_torchvision(arch: str | None, num_classes: int, params: dict[str, Any], ctx: Any) -> BuiltModel:
-    return _family(builders.build_torchvision, arch, num_classes, params)
+    from demtui.plugins.models.builders import build_torchvision as build
+
+    return _family(build, arch, num_classes, params)
 
 
 def build_timm(arch: str | None, num_classes: int, params: dict[str, Any], ctx: Any) -> BuiltModel:
-    return _family(builders.build_timm, arch, num_classes, params)
+    from demtui.plugins.models.builders import build_timm as build
+
+    return _family(build, arch, num_classes, params)
 
 
 def _roles(layers: dict[str, str]) -> dict[str, str]:

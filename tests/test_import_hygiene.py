@@ -1,0 +1,28 @@
+"""The start-up path stays light: no torch for --help/plugins/list/show, no textual headless."""
+
+import json
+import subprocess
+import sys
+
+CHECK = """
+import sys, json
+from typer.testing import CliRunner
+from demtui.cli import app
+runner = CliRunner()
+for args in (["--help"], ["plugins"], ["list"], ["show", "df-uap"], ["plugins", "--json"]):
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, (args, result.output)
+print(json.dumps({m: m in sys.modules for m in ("torch", "torchvision", "timm", "textual")}))
+"""
+
+
+def test_catalogue_commands_never_import_torch_or_textual():
+    out = subprocess.run([sys.executable, "-c", CHECK], capture_output=True, text=True, check=True).stdout
+    assert json.loads(out.strip().splitlines()[-1]) == {"torch": False, "torchvision": False, "timm": False, "textual": False}
+
+
+def test_headless_engine_modules_never_import_textual():
+    code = ("import sys; import demtui.engine, demtui.stages, demtui.prepare, demtui.progress_view; "
+            "print('textual' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
