@@ -27,8 +27,9 @@ def build_wrn(arch: str | None, num_classes: int, params: dict[str, Any], ctx: A
     from demtui.plugins.models.layers import resolve_layers
 
     module = builders.build_wrn(arch or "28-10", num_classes, dropout=params.get("dropout", 0.0))
-    layers = resolve_layers(module, "wrn")
-    return BuiltModel(module=module, input_size=32, layers=_roles(layers), repair_role=layers.get("repair", "deep2"))
+    layers = resolve_layers(module.net, "wrn")
+    return BuiltModel(module=module, input_size=32, layers={r: "net." + p for r, p in _roles(layers).items()},
+                      repair_role=layers.get("repair", "deep2"), layer_prefix="net.")
 
 
 def _family(build, arch: str | None, num_classes: int, params: dict[str, Any]) -> BuiltModel:
