@@ -51,7 +51,8 @@ def test_margin_loss_is_bounded_by_kappa() -> None:
     target = torch.tensor([1, 1])
     # Sample 0 already beats the rest by 19 > κ: clamped to −κ. Sample 1: max other 5 − 0 = 5.
     assert margin_loss(logits, target, targeted=True, kappa=10).tolist() == [-10.0, 5.0]
-    assert margin_loss(logits, torch.tensor([0, 0]), targeted=False, kappa=2).tolist() == [-20.0, 2.0]
+    # Non-targeted, away from class 0: own − best other = 0 − 20 → clamped to −κ = −2; 5 − 1 = 4.
+    assert margin_loss(logits, torch.tensor([0, 0]), targeted=False, kappa=2).tolist() == [-2.0, 4.0]
 
 
 def test_sample_generator_stays_in_the_ball_and_lowers_entropy(victim) -> None:

@@ -1,48 +1,126 @@
 """Per-architecture entropy layers as plain data (no torch), shared by the registry and builders.
 
-Paths are submodule names of the *unwrapped* network. Roles follow the paper's Fig. 2
-(shallow 1/2, middle 1/2, deep 1/2); deep2 is the repair layer: the last pooling or
-dense layer before the classifier, matching the authors' split points.
+Paths are submodule names of the *unwrapped* network (a builder that wraps it, e.g. in
+``Normalized``, sets ``layer_prefix``). Roles follow the paper's Fig. 2 (shallow 1/2,
+middle 1/2, deep 1/2); deep2 is the repair layer: the last pooling (or, for VGG, dense)
+layer feeding the classifier, the paper's split point. Every table here is checked
+against the real model in ``tests/test_loaders.py``.
 """
 
 from __future__ import annotations
 
-#: name → (model-reference globs, ((role, path), ...), summary)
-LAYER_TABLES: dict[str, tuple[tuple[str, ...], tuple[tuple[str, str], ...], str]] = {
-    "resnet": (
+from typing import NamedTuple
+
+Roles = tuple[tuple[str, str], ...]
+
+
+class LayerTable(NamedTuple):
+    globs: tuple[str, ...]  # model references, e.g. "torchvision:resnet*"
+    layers: Roles
+    summary: str
+
+
+def _roles(*paths: str) -> Roles:
+    return tuple(zip(("shallow1", "shallow2", "middle1", "middle2", "deep1", "deep2"), paths, strict=True))
+
+
+def _vgg_pools(convs_per_stage: tuple[int, ...], batch_norm: bool) -> list[str]:
+    """Indices of the five max-pools in torchvision's ``features`` (conv[-bn]-relu per conv, then a pool)."""
+    per_conv, index, pools = (3 if batch_norm else 2), -1, []
+    for convs in convs_per_stage:
+        index += convs * per_conv + 1
+        pools.append(f"features.{index}")
+    return pools
+
+
+def _vgg_tables() -> dict[str, LayerTable]:
+    stages = {"vgg11": (1, 1, 2, 2, 2), "vgg13": (2, 2, 2, 2, 2), "vgg16": (2, 2, 3, 3, 3), "vgg19": (2, 2, 4, 4, 4)}
+    out = {}
+    for arch, convs in stages.items():
+        for bn in (False, True):
+            name = f"{arch}_bn" if bn else arch
+            out[name] = LayerTable(
+                (f"torchvision:{name}",), _roles(*_vgg_pools(convs, bn), "classifier.4"),
+                f"torchvision {name.upper().replace('_BN', ' (BN)')}: the five pooling stages, "
+                "repair after the ReLU of fc7 (4096-d).")
+    return out
+
+
+# timm names whose class is timm's ResNet (layer1..4, global_pool): explicit, because
+# "resnet*" also matches ResNetV2, BYOB nets (resnet51q, resnet32ts) and CLIP ResNets.
+_TIMM_RESNETS = (
+    "resnet10t", "resnet14t", "resnet18", "resnet18d", "resnet26", "resnet26d", "resnet26t", "resnet34", "resnet34d",
+    "resnet50", "resnet50c", "resnet50d", "resnet50s", "resnet50t", "resnet50_gn", "resnet101", "resnet101c",
+    "resnet101d", "resnet101s", "resnet152", "resnet152c", "resnet152d", "resnet152s", "resnet200", "resnet200d",
+)
+_TIMM_RESNET_GLOBS = tuple(g for n in _TIMM_RESNETS for g in (f"timm:{n}", f"timm:{n}.*")) + (
+    "timm:resnetaa*", "timm:resnetblur*", "timm:resnetrs*", "timm:resnext*", "timm:seresnet*", "timm:seresnext*",
+    "timm:ecaresnet*", "timm:ecaresnext*", "timm:wide_resnet*",
+)
+
+#: name → table; the registry exposes each as the LayerMap "<name>-layers".
+LAYER_TABLES: dict[str, LayerTable] = {
+    "resnet": LayerTable(
         ("torchvision:resnet*", "torchvision:wide_resnet*", "torchvision:resnext*"),
-        (("shallow1", "layer1"), ("shallow2", "layer2"), ("middle1", "layer3.0"), ("middle2", "layer3"),
-         ("deep1", "layer4"), ("deep2", "avgpool")),
+        _roles("layer1", "layer2", "layer3.0", "layer3", "layer4", "avgpool"),
         "torchvision ResNet / WideResNet / ResNeXt: stage ends, repair after avgpool (2048-d for ResNet50).",
     ),
-    "timm-resnet": (
-        ("timm:resnet*", "timm:wide_resnet*", "timm:resnext*"),
-        (("shallow1", "layer1"), ("shallow2", "layer2"), ("middle1", "layer3.0"), ("middle2", "layer3"),
-         ("deep1", "layer4"), ("deep2", "global_pool")),
-        "timm ResNet family: stage ends, repair after the global pool.",
+    "timm-resnet": LayerTable(
+        _TIMM_RESNET_GLOBS,
+        _roles("layer1", "layer2", "layer3.0", "layer3", "layer4", "global_pool"),
+        "timm ResNet family (ResNet, ResNeXt, SE/ECA, RS, wide): stage ends, repair after the global pool.",
     ),
-    "googlenet": (
+    **_vgg_tables(),
+    "googlenet": LayerTable(
         ("torchvision:googlenet",),
-        (("shallow1", "maxpool2"), ("shallow2", "inception3b"), ("middle1", "inception4b"),
-         ("middle2", "inception4e"), ("deep1", "inception5b"), ("deep2", "avgpool")),
+        _roles("maxpool2", "inception3b", "inception4b", "inception4e", "inception5b", "avgpool"),
         "torchvision GoogLeNet: inception blocks, repair after avgpool (1024-d).",
     ),
-    "vgg": (
-        ("torchvision:vgg*",),
-        (("shallow1", "features.4"), ("shallow2", "features.9"), ("middle1", "features.18"),
-         ("middle2", "avgpool"), ("deep1", "classifier.1"), ("deep2", "classifier.4")),
-        "torchvision VGG: pooling stages, repair after the ReLU of fc7 (4096-d).",
+    "inception_v3": LayerTable(
+        ("torchvision:inception_v3",),
+        _roles("Mixed_5b", "Mixed_5d", "Mixed_6b", "Mixed_6e", "Mixed_7c", "avgpool"),
+        "torchvision Inception v3: mixed blocks, repair after avgpool (2048-d).",
     ),
-    "mobilenet_v2": (
+    "densenet": LayerTable(
+        ("torchvision:densenet*",),
+        _roles("features.denseblock1", "features.transition1", "features.transition2", "features.transition3",
+               "features.denseblock4", "features.norm5"),
+        "torchvision DenseNet: transitions, repair on the final feature map (pooled functionally, no module).",
+    ),
+    "mobilenet_v2": LayerTable(
         ("torchvision:mobilenet_v2",),
-        (("shallow1", "features.3"), ("shallow2", "features.6"), ("middle1", "features.10"),
-         ("middle2", "features.13"), ("deep1", "features.18"), ("deep2", "features")),
-        "torchvision MobileNetV2: inverted-residual stages; repair on the last feature map.",
+        _roles("features.3", "features.6", "features.10", "features.13", "features.17", "features.18"),
+        "torchvision MobileNetV2: inverted-residual stage ends, repair on the last 1280-channel map.",
     ),
-    "wrn": (
+    "mobilenet_v3_large": LayerTable(
+        ("torchvision:mobilenet_v3_large",),
+        _roles("features.3", "features.6", "features.10", "features.12", "features.15", "avgpool"),
+        "torchvision MobileNetV3-Large: stage ends, repair after avgpool (960-d).",
+    ),
+    "mobilenet_v3_small": LayerTable(
+        ("torchvision:mobilenet_v3_small",),
+        _roles("features.1", "features.3", "features.6", "features.8", "features.11", "avgpool"),
+        "torchvision MobileNetV3-Small: stage ends, repair after avgpool (576-d).",
+    ),
+    "efficientnet": LayerTable(
+        ("torchvision:efficientnet_b[0-7]",),
+        _roles("features.2", "features.3", "features.4", "features.5", "features.7", "avgpool"),
+        "torchvision EfficientNet B0–B7: MBConv stages, repair after avgpool.",
+    ),
+    "regnet": LayerTable(
+        ("torchvision:regnet_*",),
+        _roles("stem", "trunk_output.block1", "trunk_output.block2", "trunk_output.block3", "trunk_output.block4",
+               "avgpool"),
+        "torchvision RegNet X/Y: stem and the four stages, repair after avgpool.",
+    ),
+    "convnext": LayerTable(
+        ("torchvision:convnext_*",),
+        _roles("features.1", "features.3", "features.5.4", "features.5", "features.7", "avgpool"),
+        "torchvision ConvNeXt: stage ends, repair after avgpool.",
+    ),
+    "wrn": LayerTable(
         ("wrn*",),
-        (("shallow1", "block1.0"), ("shallow2", "block1"), ("middle1", "block2.0"), ("middle2", "block2"),
-         ("deep1", "block3"), ("deep2", "pool")),
+        _roles("block1.0", "block1", "block2.0", "block2", "block3", "pool"),
         "CIFAR WideResNet (wrn:34-10 …): groups, repair after the final BN-ReLU and global pool (640-d).",
     ),
 }
