@@ -32,7 +32,7 @@ def summary_rows(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
         (f"{sr}, fresh attack on repaired model", "", _f(summary.get("secondary_sr"))),
         (f"{sr} of random noise (same budget)", _f(summary.get("noise_sr")), ""),
         ("Entropy gap at repair layer (RQ1)", _f(summary.get("entropy_gap_before")), _f(summary.get("entropy_gap_after"))),
-        ("Time (s): attack | defense", _f(summary.get("attack_seconds"), 1), _f(summary.get("defense_seconds"), 1)),
+        ("Time (s): attack / defense", _f(summary.get("attack_seconds"), 1), _f(summary.get("defense_seconds"), 1)),
     ]
 
 
@@ -59,6 +59,19 @@ def _md_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
     return "\n".join(lines)
 
 
+def entropy_rows(results: dict[str, Any]) -> list[tuple[str, ...]]:
+    """One row per (layer role, before/after) from the analyse and evaluate stages."""
+    stages = results.get("stages", {})
+    rows: list[tuple[str, ...]] = []
+    for phase, stage in (("before", stages.get("analyse")), ("after", (stages.get("evaluate") or {}).get("entropy"))):
+        for role, info in ((stage or {}).get("layers") or {}).items():
+            pert, alone = list(info.get("perturbed", {}).values()), list(info.get("uap", {}).values())
+            rows.append((role, f"`{info.get('layer', '')}`", phase, _f(info.get("clean"), 2),
+                         _f(sum(pert) / len(pert), 2) if pert else "", _f(sum(alone) / len(alone), 2) if alone else "",
+                         _f(info.get("gap"), 3)))
+    return rows
+
+
 def render_markdown(spec_dict: dict[str, Any], results: dict[str, Any], summary: dict[str, Any]) -> str:
     classes = results.get("stages", {}).get("baseline", {}).get("classes")
     defense = spec_dict.get("defense", {}).get("name", "none")
@@ -69,6 +82,9 @@ def render_markdown(spec_dict: dict[str, Any], results: dict[str, Any], summary:
         "## Before / After", _md_table(("Metric", "Before", "After"), summary_rows(summary)),
         "## Per target", _md_table(("Target", "SR before", "SR after", "AAcc before", "AAcc after", "SR secondary"),
                                    target_rows(results, classes)),
+        "## Layer-wise entropy (Eq. 5, mean nats)",
+        "Clean inputs, UAP-perturbed inputs and the UAP alone (means over targets); gap = RQ1's relative drop.",
+        _md_table(("Role", "Layer", "Phase", "Clean", "Perturbed", "UAP alone", "Gap"), entropy_rows(results)),
         "## Stage times (s)",
         _md_table(("Stage", "Seconds"), [(k, _f(v.get("seconds"), 1)) for k, v in results.get("stages", {}).items()]),
         "UAPs and the defended weights are in `artifacts/` (safetensors, with PNG previews);"

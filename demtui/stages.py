@@ -131,13 +131,33 @@ def analyse(state: RunState, phase: str = "before", model: nn.Module | None = No
     layers = dict(prep.layers)
     if prep.layer not in layers.values():
         layers["selected"] = prep.layer
+    repair_role = next((r for r, p in layers.items() if p == prep.layer), None)
+    if model is not None:
+        layers = remap_layers(model, layers)
     n = min(512, prep.x_eval.shape[0])
     summary = entropy_analysis(model or prep.built.module, prep.x_eval[:n], layers, state.uaps(),
                                phase=phase, bins=state.spec.run["bins"], batch_size=state.spec.run["batch_size"],
                                ctx=state.ctx)
-    repair_role = next((r for r, p in layers.items() if p == prep.layer), None)
     return {"layers": summary, "repair_role": repair_role,
-            "repair_gap": summary[repair_role]["gap"] if repair_role else None}
+            "repair_gap": summary[repair_role]["gap"] if repair_role in summary else None}
+
+
+def remap_layers(model: nn.Module, layers: dict[str, str]) -> dict[str, str]:
+    """Follow layer paths into a wrapping defense: ``conv1`` becomes ``model.conv1`` when wrapped.
+
+    A path kept as is when it exists; otherwise the unique module path ending in ``.path``.
+    Roles that cannot be found (a defense that rebuilt the network) are left out.
+    """
+    names = dict(model.named_modules())
+    out = {}
+    for role, path in layers.items():
+        if path in names:
+            out[role] = path
+            continue
+        hits = [n for n in names if n.endswith("." + path)]
+        if len(hits) == 1:
+            out[role] = hits[0]
+    return out
 
 
 def defend(state: RunState) -> dict[str, Any]:

@@ -74,7 +74,13 @@ def test_discovery_commands(in_tmp: Path) -> None:
     _fails(["show", "democratc"], "democratic")
     _fails(["list", "atacks"], "attacks")
     res = runner.invoke(app, ["plugins"])
-    assert res.exit_code == 0 and "demtui.plugins.attacks" in res.output
+    assert res.exit_code == 0 and "plugins" in res.output
+    import json
+
+    res = runner.invoke(app, ["plugins", "--json"])
+    names = {p["name"]: p for p in json.loads(res.stdout)["plugins"]}
+    assert names["demtui.plugins.attacks"]["status"] == "ok" and "attack:df-uap" in names["demtui.plugins.attacks"]["provides"]
+    assert names["example"]["source"] == "entrypoint"  # the example package from examples/
 
 
 def test_train_command_writes_a_checkpoint(tmp_path: Path) -> None:

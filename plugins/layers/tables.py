@@ -47,15 +47,17 @@ def _vgg_tables() -> dict[str, LayerTable]:
 
 
 # timm names whose class is timm's ResNet (layer1..4, global_pool): explicit, because
-# "resnet*" also matches ResNetV2, BYOB nets (resnet51q, resnet32ts) and CLIP ResNets.
+# "resnet*" also matches ResNetV2, BYOB nets (resnet51q, resnext26ts, seresnet33ts) and CLIP ResNets.
 _TIMM_RESNETS = (
     "resnet10t", "resnet14t", "resnet18", "resnet18d", "resnet26", "resnet26d", "resnet26t", "resnet34", "resnet34d",
     "resnet50", "resnet50c", "resnet50d", "resnet50s", "resnet50t", "resnet50_gn", "resnet101", "resnet101c",
     "resnet101d", "resnet101s", "resnet152", "resnet152c", "resnet152d", "resnet152s", "resnet200", "resnet200d",
 )
 _TIMM_RESNET_GLOBS = tuple(g for n in _TIMM_RESNETS for g in (f"timm:{n}", f"timm:{n}.*")) + (
-    "timm:resnetaa*", "timm:resnetblur*", "timm:resnetrs*", "timm:resnext*", "timm:seresnet*", "timm:seresnext*",
-    "timm:ecaresnet*", "timm:ecaresnext*", "timm:wide_resnet*",
+    "timm:resnetaa*", "timm:resnetblur*", "timm:resnetrs*", "timm:resnext50*", "timm:resnext101*",
+    "timm:seresnet18*", "timm:seresnet34*", "timm:seresnet50*", "timm:seresnet101*", "timm:seresnet152*",
+    "timm:seresnet200*", "timm:seresnet269*", "timm:seresnetaa*", "timm:seresnext26[dt]_*", "timm:seresnext50*",
+    "timm:seresnext101*", "timm:seresnextaa*", "timm:ecaresnet*", "timm:ecaresnext*", "timm:wide_resnet*",
 )
 
 #: name → table; the registry exposes each as the LayerMap "<name>-layers".
