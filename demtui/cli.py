@@ -309,5 +309,18 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) ->
     typer.echo(path.read_text(encoding="utf-8"))
 
 
+@app.command("new-plugin")
+@_guard
+def new_plugin(
+    name: Annotated[str, typer.Argument(help="Plugin name, e.g. my-uap.")],
+    directory: Annotated[Path, typer.Option("--dir", help="Where to create the package.")] = Path("."),
+) -> None:
+    """Create a working plugin package (one attack, one defense, contract tests) to edit."""
+    from demtui.scaffold import new_plugin as scaffold
+
+    root = scaffold(name, directory)
+    typer.echo(f"Created {root}. Next: pip install -e {root} && demtui list attacks && pytest {root}")
+
+
 def main() -> None:
     app()
