@@ -96,6 +96,7 @@ def run(
     seed: Annotated[Optional[int], typer.Option(help="Seed.")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", help="Run directory (default runs/<name>-<time>).")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="section.param=value, repeatable.")] = None,
+    sweep: Annotated[Optional[list[str]], typer.Option("--sweep", help="section.param=v1,v2: one run per value (repeatable: every combination).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out, skipping finished stages.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout; progress on stderr.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress view.")] = False,
@@ -116,7 +117,14 @@ def run(
         base = specmod.read_spec_file(saved)
     else:
         base = specmod.quickstart_dict()
-    run_spec = specmod.resolve(specmod.merge(base, overlay), reg)
+    from demtui import sweep as sweepmod
+
+    data, axes = sweepmod.split(specmod.merge(base, overlay))
+    axes.update(sweepmod.parse_sweep_flags(sweep or []))
+    if axes:
+        _run_sweep(data, axes, reg, out, resume=resume, quiet=quiet, as_json=as_json)
+        return
+    run_spec = specmod.resolve(data, reg)
     run_dir = out or Path("runs") / f"{_slug(run_spec)}-{time.strftime('%Y%m%d-%H%M%S')}"
     outcome = _execute(run_spec, reg, run_dir, resume=resume, quiet=quiet)
     if as_json:
@@ -126,6 +134,52 @@ def run(
     else:
         _print_tables(outcome)
     if outcome.status == "cancelled":
+        raise typer.Exit(130)
+
+
+def _run_sweep(data: dict[str, Any], axes: dict[str, list[Any]], reg: Any, out: Optional[Path], *, resume: bool,
+               quiet: bool, as_json: bool) -> None:
+    """One run directory per combination under ``out``; a sweep table at the end."""
+    from demtui import spec as specmod
+    from demtui import sweep as sweepmod
+    from demtui.errors import SpecError
+
+    variants = sweepmod.variants(data, axes)
+    specs = [specmod.resolve(v.data, reg) for v in variants]  # every combination valid before any runs
+    root = out or Path("runs") / f"sweep-{_slug(specs[0])}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if (root / "sweep.json").exists() and not resume:
+        raise SpecError(f"{root} already holds a sweep; pass --resume to continue it or choose another --out.")
+    import tomli_w
+
+    from demtui.store import atomic_write_text
+
+    root.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(root / "spec.toml", tomli_w.dumps({**data, "sweep": axes}))  # --resume re-reads it
+    entries = []
+    for variant, run_spec in zip(variants, specs, strict=True):
+        child = root / variant.label
+        if not quiet:
+            sys.stderr.write(f"sweep: {variant.label}\n")
+        outcome = _execute(run_spec, reg, child, resume=resume and child.exists(), quiet=quiet)
+        entries.append({"values": variant.values, "run_dir": str(child), "status": outcome.status,
+                        "summary": outcome.summary})
+        sweepmod.write_sweep(root, entries)
+        if outcome.status == "cancelled":
+            break
+    if as_json:
+        sys.stdout.write(json.dumps({"run_dir": str(root), "status": entries[-1]["status"], "sweep": entries}) + "\n")
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        header, rows = sweepmod.sweep_rows(entries)
+        table = Table(title=f"Sweep — {root}")
+        for col in header:
+            table.add_column(col, justify="right")
+        for row in rows:
+            table.add_row(*row)
+        Console().print(table)
+    if entries[-1]["status"] == "cancelled":
         raise typer.Exit(130)
 
 

@@ -1,0 +1,103 @@
+"""Parameter sweeps in one run: several budgets (the paper's Table 6) or any other knob.
+
+A spec's ``[sweep]`` table maps ``section.param`` to a list of values; ``--sweep
+attack.eps=4/255,8/255`` does the same from the command line. Every combination
+becomes a normal run directory under the sweep's directory (so each can be resumed,
+reported and opened in the TUI), and the sweep writes ``sweep.json`` and ``sweep.md``
+with one row per combination. All combinations are validated before anything runs.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from demtui.errors import SpecError
+from demtui.spec import SECTIONS, merge
+
+_AXIS = re.compile(r"^([a-z]+)\.([A-Za-z0-9_]+)$")
+
+
+@dataclass
+class Variant:
+    label: str  # directory name, e.g. "attack.eps=8_255"
+    values: dict[str, Any]  # "attack.eps" → value as given
+    data: dict[str, Any]  # the full spec dict of this combination
+
+
+def parse_sweep_flags(items: list[str]) -> dict[str, list[Any]]:
+    """``section.param=v1,v2`` strings → the ``[sweep]`` table."""
+    out: dict[str, list[Any]] = {}
+    for item in items:
+        key, sep, values = item.partition("=")
+        vals = [v.strip() for v in values.split(",") if v.strip()]
+        if not sep or not vals:
+            raise SpecError(f"--sweep {item!r} must look like section.param=v1,v2, e.g. attack.eps=4/255,8/255.")
+        out[key.strip()] = vals
+    return out
+
+
+def split(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list[Any]]]:
+    """Separate the ``[sweep]`` table from the rest of a spec dict and check its axes."""
+    rest = {k: v for k, v in data.items() if k != "sweep"}
+    axes = dict(data.get("sweep", {}))
+    for key, values in axes.items():
+        m = _AXIS.match(key)
+        if not m or m.group(1) not in SECTIONS:
+            raise SpecError(f"Sweep axis '{key}' must be section.param with a section among {', '.join(SECTIONS)}.")
+        if m.group(2) == "name":
+            raise SpecError(f"Sweep axis '{key}' changes a component; sweep its parameters, or run each component separately.")
+        if not isinstance(values, list) or not values:
+            raise SpecError(f"Sweep axis '{key}' needs a non-empty list of values, e.g. [\"4/255\", \"8/255\"].")
+    return rest, axes
+
+
+def _label(values: dict[str, Any]) -> str:
+    text = ",".join(f"{k}={v}" for k, v in values.items())
+    return re.sub(r"[^A-Za-z0-9.=,_-]", "_", text)
+
+
+def variants(base: dict[str, Any], axes: dict[str, list[Any]]) -> list[Variant]:
+    """Every combination of the axes, in order, as full spec dicts."""
+    keys = list(axes)
+    out = []
+    for combo in itertools.product(*(axes[k] for k in keys)):
+        values = dict(zip(keys, combo, strict=True))
+        over: dict[str, dict[str, Any]] = {}
+        for key, value in values.items():
+            section, _, param = key.partition(".")
+            if section == "run" and param == "targets":
+                raise SpecError("Sweeping run.targets is not supported; list all targets in one run instead.")
+            over.setdefault(section, {})[param] = value
+        out.append(Variant(_label(values), values, merge(base, over)))
+    return out
+
+
+def sweep_rows(entries: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """Table header and rows (one per combination) for sweep.md and the console."""
+    keys = list(entries[0]["values"]) if entries else []
+    metrics = ("cacc_before", "cacc_after", "sr_before", "sr_after", "aacc_before", "aacc_after", "delta_cacc",
+               "secondary_sr")
+    header = [*keys, "status", *metrics]
+
+    def fmt(v: Any) -> str:
+        return "—" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
+
+    rows = [[str(e["values"][k]) for k in keys] + [e["status"]] + [fmt(e["summary"].get(m)) for m in metrics]
+            for e in entries]
+    return header, rows
+
+
+def write_sweep(run_dir: Path, entries: list[dict[str, Any]]) -> None:
+    from demtui.store import atomic_write_text
+
+    header, rows = sweep_rows(entries)
+    lines = ["# demtui sweep", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    lines += ["", "Each row is a full run directory next to this file (`demtui report DIR` for its details)."]
+    atomic_write_text(run_dir / "sweep.md", "\n".join(lines) + "\n")
+    atomic_write_text(run_dir / "sweep.json", json.dumps({"sweep": entries}, indent=2))
