@@ -176,8 +176,8 @@ def summarise(spec: RunSpec, results: dict[str, Any]) -> dict[str, Any]:
     base, atk, ev, sec, dfd, ana = (get(n) for n in ("baseline", "attack", "evaluate", "secondary", "defend", "analyse"))
     sr_key = "sr" if spec.run["mode"] == "targeted" else "fooling_rate"
     out: dict[str, Any] = {
-        "cacc_before": base["cacc"] if base else None,
-        "cacc_after": ev["cacc"] if ev else None,
+        "cacc_before": round(base["cacc"], 4) if base else None,
+        "cacc_after": round(ev["cacc"], 4) if ev else None,
         "sr_before": _mean(atk["targets"], sr_key) if atk else None,
         "sr_after": _mean(ev["targets"], sr_key) if ev else None,
         "aacc_before": _mean(atk["targets"], "aacc") if atk else None,
