@@ -7,8 +7,10 @@ in the safetensors metadata, so a UAP crafted once can be re-used bit-exactly.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, ClassVar
@@ -18,6 +20,7 @@ import torch
 from demtui.errors import RunError
 
 _KINDS: dict[str, type["Perturbation"]] = {}
+_MODULE = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")
 
 
 class Perturbation:
@@ -56,7 +59,8 @@ class Perturbation:
 
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        header = {"kind": self.kind, "meta": json.dumps(self.meta())}
+        # "module" lets load_perturbation import a plugin-defined kind nobody has imported yet.
+        header = {"kind": self.kind, "module": type(self).__module__, "meta": json.dumps(self.meta())}
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
         os.close(fd)
         try:
@@ -79,6 +83,12 @@ def load_perturbation(path: str | Path) -> Perturbation:
     except Exception as exc:
         raise RunError(f"Cannot read the perturbation {path} ({exc}); delete it and re-run the attack stage.") from None
     kind = header.get("kind", "")
+    module = header.get("module", "")
+    if kind not in _KINDS and _MODULE.match(module):
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            pass
     if kind not in _KINDS:
         raise RunError(f"{path} holds a perturbation of unknown kind '{kind}'; install the plugin that made it.")
     return _KINDS[kind].from_saved(tensors, json.loads(header.get("meta", "{}")))
