@@ -31,7 +31,7 @@ def fgsm_uap(model: torch.nn.Module, data: Any, target: int | None, params: dict
         (grad,) = torch.autograd.grad(loss, delta)
         with torch.no_grad():
             delta = (delta - params["step_size"] * grad.sign()).clamp(-eps, eps)
-        ctx.progress(it + 1, steps, {"loss": float(loss)})
+        ctx.progress(it + 1, steps, {"loss": float(loss.detach())})
         if ctx.should_stop():
             break
     return AdditivePerturbation(delta.detach().cpu(), eps)
