@@ -72,7 +72,13 @@ def main_callback(
         typer.echo(__version__)
         raise typer.Exit()
     if ctx.invoked_subcommand is None:
-        typer.echo(ctx.get_help())
+        # Bare `demtui` opens the TUI on a terminal; piped or redirected it prints help.
+        if not (sys.stdout.isatty() and sys.stdin.isatty()):
+            typer.echo(ctx.get_help())
+            return
+        from demtui.tui.app import run_tui  # imported here so --help and the subcommands stay fast
+
+        run_tui()
 
 
 def _registry(path: Path | None):

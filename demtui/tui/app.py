@@ -1,0 +1,380 @@
+"""The demtui Textual app: Compose, Watch and History in one window.
+
+Runs never execute here: the executor starts each as its own process, and the app
+follows every run by tailing its events.jsonl in a thread worker that hands parsed
+batches to the UI thread. The UI thread folds them into a RunView and redraws at most
+10×/s (updates that arrive faster are coalesced). Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual import work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.css.query import NoMatches
+from textual.message import Message
+from textual.widgets import Footer, TabbedContent, TabPane
+from textual.worker import get_current_worker
+
+from demtui.errors import DemtuiError
+from demtui.events import EventTail
+from demtui.tui.compose_pane import ComposePane
+from demtui.tui.devices import Device, detect_devices
+from demtui.tui.executor import ACTIVE, CANCELLED, FAILED, QUEUED, RUNNING, LocalProcessExecutor, RunHandle, device_key
+from demtui.tui.history_pane import HistoryPane
+from demtui.tui.runinfo import is_run_dir
+from demtui.tui.runview import RunView
+from demtui.tui.watch_pane import STATUS_STYLE, WatchPane
+
+BATCH_BYTES = 64 * 1024
+POLL_SECONDS = 0.2
+
+
+class EventsRead(Message):
+    """A batch of parsed events from one run's events.jsonl (posted by its follower thread)."""
+
+    def __init__(self, key: str, events: list[dict[str, Any]], bad_lines: int, classes: list[str] | None) -> None:
+        super().__init__()
+        self.key, self.events, self.bad_lines, self.classes = key, events, bad_lines, classes
+
+
+def load_registry() -> tuple[Any, str]:
+    """The shared registry; a broken user registry.toml falls back to the built-in one."""
+    from demtui.registry import Registry, get_registry
+
+    try:
+        return get_registry(), ""
+    except DemtuiError as exc:
+        from demtui.config import RegistryConfig, builtin_registry_path, read_toml
+
+        try:
+            builtin = builtin_registry_path()
+            config = RegistryConfig(base_dir=builtin.parent)
+            config.merge(read_toml(builtin), builtin)
+            return Registry(config).load(), f"{exc} The built-in registry is used instead."
+        except DemtuiError as again:
+            return None, str(again)
+
+
+def _read_classes(run_dir: Path) -> list[str] | None:
+    import json
+
+    try:
+        data = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
+        classes = data["stages"]["baseline"]["classes"]
+        return [str(c) for c in classes] if isinstance(classes, list) else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+class DemtuiApp(App[None]):
+    CSS_PATH = "app.tcss"
+    TITLE = "demtui"
+    BINDINGS = [
+        Binding("f2", "show_tab('compose')", "Compose", show=False),
+        Binding("f3", "show_tab('watch')", "Watch", show=False),
+        Binding("f4", "show_tab('history')", "History", show=False),
+        Binding("1", "show_tab('compose')", show=False),
+        Binding("2", "show_tab('watch')", show=False),
+        Binding("3", "show_tab('history')", show=False),
+        Binding("f1,question_mark", "help", "Help"),
+        Binding("ctrl+t", "toggle_theme", "Theme"),
+        Binding("ctrl+q", "quit", "Quit", priority=True),
+    ]
+
+    def __init__(self, runs_dir: Path | str | None = None, *, registry: Any = None, devices: list[Device] | None = None,
+                 executor: Any = None, open_paths: list[Path] | None = None, theme: str | None = None) -> None:
+        super().__init__()
+        self._started = time.perf_counter()
+        self.ready_after: float | None = None
+        self.runs_dir = Path(runs_dir or os.environ.get("DEMTUI_RUNS") or "runs")
+        if registry is None:
+            self.registry, self.registry_error = load_registry()
+        else:
+            self.registry, self.registry_error = registry, ""
+        self._detect = devices is None
+        base = [Device("auto", "auto (GPU when available)"), Device("cpu", "CPU")]
+        given = list(devices or [])
+        self.devices = [d for d in base if d.value not in {g.value for g in given}] + given
+        self.executor = executor or LocalProcessExecutor()
+        self.views: dict[str, RunView] = {}
+        self.handles: dict[str, RunHandle] = {}
+        self.dirty: set[str] = set()
+        self._resume_anyway: set[str] = set()
+        self._open_paths = list(open_paths or [])
+        if theme:
+            self.theme = theme
+
+    def compose(self) -> ComposeResult:
+        with TabbedContent(id="main-tabs", initial="compose"):
+            with TabPane("Compose F2", id="compose"):
+                yield ComposePane(self.registry, self.registry_error, self.devices, id="compose-pane")
+            with TabPane("Watch F3", id="watch"):
+                yield WatchPane(id="watch-pane")
+            with TabPane("History F4", id="history"):
+                yield HistoryPane(self.runs_dir, id="history-pane")
+        yield Footer()
+
+    def on_ready(self) -> None:
+        self.ready_after = time.perf_counter() - self._started  # first frame on screen
+
+    def on_mount(self) -> None:
+        self.set_interval(0.5, self.poll_executor)
+        self.set_interval(0.1, self.refresh_watch)
+        if self._detect:
+            self.detect_devices()
+        for path in self._open_paths:
+            self.open_run(path)
+        self.query_one(HistoryPane).rescan()
+
+    @work(thread=True, exit_on_error=False)
+    def detect_devices(self) -> None:
+        found = detect_devices()
+        self.call_from_thread(self._set_devices, found)
+
+    def _set_devices(self, found: list[Device]) -> None:
+        from textual.widgets import Select
+
+        pane = self.query_one(ComposePane)
+        known = {d.value for d in found}
+        pane.devices[:] = found + [d for d in pane.devices if d.value not in known]
+        select = pane.query_one("#run-device", Select)
+        value = select.value
+        select.set_options([(d.label, d.value) for d in pane.devices])
+        select.value = value
+        self.executor.gpus = sum(d.value.startswith("cuda") for d in found)
+
+    # -- following runs ------------------------------------------------------------------
+    def follow(self, run_dir: Path) -> str:
+        """Start tailing a run directory (once); returns its key."""
+        key = str(run_dir.resolve())
+        if key not in self.views:
+            self.views[key] = RunView(run_dir.name)
+            self.run_worker(partial(self._tail, key, run_dir), thread=True, group="follow", name=key,
+                            exit_on_error=False)
+            self.dirty.add(key)
+        return key
+
+    def _tail(self, key: str, run_dir: Path) -> None:
+        """Thread: parse new lines in batches and post them; never touches widgets."""
+        worker = get_current_worker()
+        tail = EventTail(run_dir / "events.jsonl")
+        bad, have_classes = 0, False
+        while not worker.is_cancelled:
+            start = tail.offset
+            try:
+                events = tail.read_new(BATCH_BYTES)
+            except OSError:  # unreadable for now (permissions, a directory in its place): keep trying
+                events = []
+            classes = None
+            if not have_classes and any(e.get("type") == "stage_finished" and e.get("stage") == "baseline"
+                                        for e in events):
+                classes = _read_classes(run_dir)
+                have_classes = classes is not None
+            if events or tail.bad_lines != bad or classes:
+                bad = tail.bad_lines
+                self.post_message(EventsRead(key, events, bad, classes))
+            if tail.offset - start >= BATCH_BYTES:
+                continue
+            for _ in range(int(POLL_SECONDS / 0.05)):
+                if worker.is_cancelled:
+                    return
+                time.sleep(0.05)
+
+    def on_events_read(self, message: EventsRead) -> None:
+        view = self.views.get(message.key)
+        if view is None:
+            return
+        view.apply(message.events, message.bad_lines)
+        if message.classes:
+            view.classes = message.classes
+            view.version += 1
+        self.dirty.add(message.key)
+
+    def status_of(self, key: str) -> tuple[str, str]:
+        """(status, note) from the run's events and, when launched here, its process."""
+        view, h = self.views[key], self.handles.get(key)
+        if h is None:
+            return view.status, ""
+        if h.status == QUEUED:
+            return "queued", f"queued: waiting for {device_key(h.device, self.executor.gpus)} to be free"
+        if h.status == RUNNING:  # a resumed run shows its earlier ending until new events arrive
+            note = "cancelling… (x again kills it)" if h.cancel_requested else ""
+            return ("finished" if view.status == "finished" else "running"), note
+        if h.status in (FAILED, CANCELLED) and view.status not in ("finished", "failed", "cancelled"):
+            return h.status, h.message
+        return view.status, ""
+
+    def refresh_watch(self) -> None:
+        """Timer (10×/s) and key actions: redraw what changed, once per tick at most."""
+        try:
+            self._redraw()
+        except NoMatches:  # the app is shutting down and its widgets are gone
+            pass
+
+    def _redraw(self) -> None:
+        watch = self.query_one(WatchPane)
+        if self.dirty:
+            entries = []
+            for key, view in self.views.items():
+                status, _ = self.status_of(key)
+                entries.append((key, Text.assemble(("● ", STATUS_STYLE.get(status, "")), view.name,
+                                                   (f"\n  {status}", "dim"))))
+            watch.set_runs(entries)
+        if watch.key in self.views:
+            h = self.handles.get(watch.key)
+            status, note = self.status_of(watch.key)
+            live = h is not None and h.status == RUNNING
+            with self.batch_update():
+                watch.show(self.views[watch.key], status, note, live, time.time() if live else None)
+        self.dirty.clear()
+
+    def select_run(self, key: str) -> None:
+        self.query_one(WatchPane).select(key)
+        self.dirty.add(key)
+        self.refresh_watch()
+
+    # -- launching -----------------------------------------------------------------------
+    def launch_spec(self, spec: Any, name: str) -> RunHandle | None:
+        if Path(name).name != name or name in (".", ".."):
+            self.notify(f"Run name {name!r} must be a plain folder name (no '/').", title="Launch", severity="error")
+            return None
+        run_dir = self.runs_dir / name
+        if run_dir.exists() and any(run_dir.iterdir()):
+            self.notify(f"{run_dir} already exists; choose another name.", title="Launch", severity="error")
+            return None
+        try:
+            handle = self.executor.submit(spec.to_toml(), run_dir, device=spec.run["device"])
+        except (OSError, RuntimeError) as exc:
+            self.notify(str(exc), title="Launch", severity="error")
+            return None
+        key = self.follow(run_dir)
+        self.handles[key] = handle
+        self.notify(f"{name}: {handle.status} on {spec.run['device']}", title="Launched")
+        self.action_show_tab("watch")
+        self.select_run(key)
+        return handle
+
+    def poll_executor(self) -> None:
+        for h in self.executor.poll():
+            key = str(h.run_dir.resolve())
+            self.dirty.add(key)
+            if h.status in (FAILED, CANCELLED):
+                self.set_timer(0.6, partial(self._mark_exit, key, h))
+            if h.status not in ACTIVE:
+                severity = {"failed": "error", "cancelled": "warning"}.get(h.status, "information")
+                self.notify(f"{h.run_dir.name}: {h.message or h.status}", title=f"Run {h.status}", severity=severity)
+                for history in self.query(HistoryPane):
+                    history.rescan()
+
+    def _mark_exit(self, key: str, h: RunHandle) -> None:
+        view = self.views.get(key)
+        if view is not None and not h.active:
+            view.mark_process_exit(h.status, h.message)
+            self.dirty.add(key)
+
+    def cancel_run(self, key: str) -> None:
+        h = self.handles.get(key)
+        if h is None or not h.active:
+            view = self.views.get(key)
+            msg = ("it was not started from this window; stop it where it runs (Ctrl-C, or SIGTERM to its process)"
+                   if view and view.status == "running" else "it is not running")
+            self.notify(f"Cannot cancel {Path(key).name}: {msg}.", title="Cancel", severity="warning")
+            return
+        self.notify(f"{'Killing' if h.cancel_requested else 'Cancelling'} {h.run_dir.name}…", title="Cancel")
+        h.cancel()
+        self.poll_executor()
+        self.dirty.add(key)
+
+    def resume_run(self, key: str) -> None:
+        h, view = self.handles.get(key), self.views[key]
+        path = Path(key)
+        if h is not None and h.active:
+            self.notify(f"{path.name} is already {h.status}.", title="Resume", severity="warning")
+            return
+        if view.status == "finished":
+            self.notify(f"{path.name} finished; nothing to resume.", title="Resume")
+            return
+        if view.status == "running" and h is None and key not in self._resume_anyway:
+            self._resume_anyway.add(key)
+            self.notify(f"{path.name} has no final event: it may still be running elsewhere. If its process is "
+                        "gone, press r again to resume it.", title="Resume", severity="warning")
+            return
+        resume = (path / "spec.toml").exists()
+        if not resume and not (path / "submitted.toml").exists():
+            self.notify(f"{path.name} has no spec.toml to resume from.", title="Resume", severity="error")
+            return
+        wanted = str(view.spec.get("run", {}).get("device", "auto")) if view.spec else "auto"
+        device = wanted if wanted in {d.value for d in self.devices} else "auto"
+        try:
+            self.handles[key] = self.executor.submit(None, path, device=device, resume=resume)
+        except (OSError, RuntimeError) as exc:
+            self.notify(str(exc), title="Resume", severity="error")
+            return
+        self.notify(f"Resuming {path.name} on {device}", title="Resume")
+        self.dirty.add(key)
+
+    def open_run(self, path: Path) -> str | None:
+        path = Path(path).expanduser()
+        if not is_run_dir(path):
+            self.notify(f"{path} is not a demtui run directory (no events.jsonl, results.json or spec.toml).",
+                        title="Open", severity="error")
+            return None
+        key = self.follow(path)
+        self.action_show_tab("watch")
+        self.select_run(key)
+        return key
+
+    # -- app actions ---------------------------------------------------------------------
+    def action_show_tab(self, tab: str) -> None:
+        self.query_one("#main-tabs", TabbedContent).active = tab
+        focus = {"compose": "#registry-tree", "watch": "#run-list", "history": "#history-table"}[tab]
+        self.query_one(focus).focus()
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        if event.tabbed_content.id == "main-tabs" and event.pane.id == "history":
+            self.query_one(HistoryPane).rescan()
+
+    def action_help(self) -> None:
+        from demtui.tui.dialogs import HelpScreen
+
+        self.push_screen(HelpScreen())
+
+    def action_toggle_theme(self) -> None:
+        self.theme = "textual-light" if self.current_theme.dark else "textual-dark"
+
+    def action_open_dir(self) -> None:
+        from demtui.tui.dialogs import PathPrompt
+
+        self.push_screen(PathPrompt("Open run directory", str(self.runs_dir) + os.sep),
+                         lambda p: self.open_run(Path(p)) if p else None)
+
+    async def action_quit(self) -> None:
+        active = self.executor.active()
+        if not active:
+            self.exit()
+            return
+        from demtui.tui.dialogs import QuitScreen
+
+        def chosen(choice: str | None) -> None:
+            if choice in ("cancel", "keep"):
+                self.executor.shutdown(cancel=choice == "cancel")
+                self.exit()
+
+        self.push_screen(QuitScreen(len(active)), chosen)
+
+
+def make_app(**kwargs: Any) -> DemtuiApp:
+    """The factory the CLI and the tests share."""
+    return DemtuiApp(**kwargs)
+
+
+def run_tui() -> None:
+    make_app().run()

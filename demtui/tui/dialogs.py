@@ -1,0 +1,95 @@
+"""Modal screens: help, a path prompt, and the quit question when runs are still active."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, Markdown
+
+HELP = """\
+# demtui — keys
+
+Every screen lists its keys in the footer; the mouse works too.
+
+**Anywhere** — `F2` Compose · `F3` Watch · `F4` History · `F1` or `?` this help ·
+`Ctrl+T` light/dark theme · `Ctrl+P` command palette · `Ctrl+Q` quit (asks when runs are active)
+
+**Compose** — `Tab`/`Shift+Tab` move between fields (each field's help shows under the form) ·
+`Enter` in the registry tree uses that component · `Ctrl+R` launch the spec as a background run ·
+`Ctrl+S` / `Ctrl+O` save / load a spec TOML · `Ctrl+N` back to the quickstart spec
+
+**Watch** — `x` cancel the selected run (press again to kill it) · `r` resume it (finished
+stages are skipped) · `o` open any run directory, also one started with `demtui run --headless` ·
+`[` / `]` previous / next entropy layer · `t` next target (or all) · `l` next loss curve
+
+**History** — `Enter` open the run in Watch · `Space` mark / unmark · `c` compare the marked runs
+side by side · `e` export the marked (or all) runs as Markdown and CSV · `F5` rescan the folder
+
+Runs are separate processes: quitting can leave them running, and `demtui` reopens them
+from their run directories (History, or `o` in Watch).
+
+The histograms are the paper's Fig. 2/3: entropy (Eq. 5) of one layer's activations for
+clean inputs (█ first colour), UAP-perturbed inputs (█ second colour) and ▲ the UAP alone,
+before and after the defense; shared bins per layer.
+"""
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,f1,question_mark,q", "close", "Close")]
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="help-box"):
+            yield Markdown(HELP)
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
+class PathPrompt(ModalScreen["str | None"]):
+    """Ask for a file or directory path; Enter accepts, Escape cancels."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, title: str, value: str = "", placeholder: str = "a path") -> None:
+        super().__init__()
+        self.title_text, self.value, self.placeholder = title, value, placeholder
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="prompt-box"):
+            yield Label(self.title_text, id="prompt-title")
+            yield Input(self.value, placeholder=self.placeholder, id="prompt-input")
+            yield Label("Enter to accept · Escape to cancel", classes="dim")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.dismiss(event.value.strip() or None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class QuitScreen(ModalScreen[str]):
+    """Runs are still going: cancel them, leave them running, or stay."""
+
+    BINDINGS = [Binding("escape", "choose('stay')", "Stay"), Binding("c", "choose('cancel')", "Cancel runs"),
+                Binding("k", "choose('keep')", "Keep running")]
+
+    def __init__(self, active: int) -> None:
+        super().__init__()
+        self.active = active
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="quit-box"):
+            yield Label(f"{self.active} run(s) are still queued or running.")
+            yield Label("Queued runs are dropped either way; running ones can keep going and be reopened later.")
+            with Horizontal(id="quit-buttons"):
+                yield Button("Keep running [k]", id="keep", variant="primary")
+                yield Button("Cancel them [c]", id="cancel", variant="error")
+                yield Button("Stay [esc]", id="stay")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id or "stay")
+
+    def action_choose(self, choice: str) -> None:
+        self.dismiss(choice)

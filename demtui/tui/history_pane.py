@@ -1,0 +1,178 @@
+"""History: the runs folder as a table; open, mark, compare side by side, export MD/CSV."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Input, Label, Static
+
+from demtui.tui.runinfo import RunInfo, compare_table, export_compare, scan_runs
+
+STATUS_STYLE = {"finished": "green", "failed": "red", "cancelled": "magenta", "running?": "yellow",
+                "incomplete": "yellow", "unreadable": "red", "empty": "dim"}
+
+
+def started_text(t: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(t)) if t else "—"
+
+
+class HistoryPane(Vertical):
+    BINDINGS = [
+        Binding("space", "mark", "Mark"),
+        Binding("c", "compare", "Compare"),
+        Binding("e", "export", "Export MD+CSV"),
+        Binding("f5", "rescan", "Rescan"),
+    ]
+
+    def __init__(self, runs_dir: Path, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.runs_dir = runs_dir
+        self.infos: list[RunInfo] = []
+        self.marked: set[str] = set()
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="history-top"):
+            yield Label("Runs folder", classes="top-label")
+            yield Input(str(self.runs_dir), id="runs-folder", compact=True)
+        yield DataTable(id="history-table", cursor_type="row", zebra_stripes=True)
+        yield Static("", id="history-detail")
+
+    def on_mount(self) -> None:
+        table = self.query_one("#history-table", DataTable)
+        for label, key in (("✓", "mark"), ("Run", "run"), ("Status", "status"), ("SR before → after", "sr"),
+                           ("AAcc before → after", "aacc"), ("CAcc before → after", "cacc"), ("Model", "model"),
+                           ("Dataset", "dataset"), ("Attack", "attack"), ("Defense", "defense"),
+                           ("Started", "started")):
+            table.add_column(label, key=key)
+
+    # -- scanning (in a thread: many runs must not stall the UI) ---------------------------
+    @work(thread=True, exclusive=True, group="scan", exit_on_error=False)
+    def rescan(self) -> None:
+        infos = scan_runs(self.runs_dir)
+        self.app.call_from_thread(self._populate, infos)
+
+    def _populate(self, infos: list[RunInfo]) -> None:
+        self.infos = infos
+        table = self.query_one("#history-table", DataTable)
+        cursor = table.cursor_row
+        table.clear()
+        for info in infos:
+            table.add_row(*self._cells(info), key=str(info.path))
+        if infos:
+            table.move_cursor(row=min(cursor, len(infos) - 1))
+        folder = self.runs_dir
+        self._detail(Text(f"{len(infos)} run(s) in {folder.name or folder}" if folder.is_dir()
+                          else f"{folder} does not exist yet; runs you launch will be created there.", style="dim"))
+
+    def _cells(self, info: RunInfo) -> tuple[Any, ...]:
+        mark = Text("✓", style="bold green") if str(info.path) in self.marked else ""
+        return (mark, info.name, Text(info.status, style=STATUS_STYLE.get(info.status, "")),
+                info.pair("sr_before", "sr_after"), info.pair("aacc_before", "aacc_after"),
+                info.pair("cacc_before", "cacc_after"), info.component("model"), info.component("dataset"),
+                info.component("attack"), info.component("defense"),
+                started_text(info.started))
+
+    def _detail(self, text: Text | str) -> None:
+        self.query_one("#history-detail", Static).update(text)
+
+    def current(self) -> RunInfo | None:
+        table = self.query_one("#history-table", DataTable)
+        if not self.infos or table.cursor_row >= len(self.infos):
+            return None
+        return self.infos[table.cursor_row]
+
+    @on(DataTable.RowHighlighted, "#history-table")
+    def _highlighted(self) -> None:
+        info = self.current()
+        if info is not None:
+            hint = f"{info.path}" + (f" — {info.problem}" if info.problem else "")
+            self._detail(Text(hint, style="red" if info.problem else "dim"))
+
+    @on(DataTable.RowSelected, "#history-table")
+    def _open(self) -> None:
+        info = self.current()
+        if info is not None:
+            self.app.open_run(info.path)  # type: ignore[attr-defined]
+
+    @on(Input.Submitted, "#runs-folder")
+    def _folder(self, event: Input.Submitted) -> None:
+        self.runs_dir = Path(event.value).expanduser()
+        self.app.runs_dir = self.runs_dir  # type: ignore[attr-defined]
+        self.marked.clear()
+        self.rescan()
+        self.query_one("#history-table").focus()
+
+    # -- actions -------------------------------------------------------------------------
+    def action_rescan(self) -> None:
+        self.rescan()
+
+    def action_mark(self) -> None:
+        info = self.current()
+        if info is None:
+            return
+        key = str(info.path)
+        self.marked.symmetric_difference_update({key})
+        table = self.query_one("#history-table", DataTable)
+        table.update_cell(key, "mark", Text("✓", style="bold green") if key in self.marked else "")
+        table.move_cursor(row=min(table.cursor_row + 1, len(self.infos) - 1))
+
+    def chosen(self) -> list[RunInfo]:
+        return [i for i in self.infos if str(i.path) in self.marked]
+
+    def action_compare(self) -> None:
+        runs = self.chosen()
+        if len(runs) < 2:
+            self.notify("Mark two or more runs with Space, then press c.", title="Compare", severity="warning")
+            return
+        self.app.push_screen(CompareScreen(runs, self.runs_dir))
+
+    def action_export(self) -> None:
+        runs = self.chosen() or self.infos
+        export(self, runs, self.runs_dir)
+
+
+def export(widget: Any, runs: list[RunInfo], folder: Path) -> None:
+    if not runs:
+        widget.notify("No runs to export.", title="Export", severity="warning")
+        return
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        md, csv = export_compare(runs, folder)
+    except OSError as exc:
+        widget.notify(f"Cannot write to {folder}: {exc.strerror}", title="Export", severity="error")
+        return
+    widget.notify(f"Wrote {md.name} and {csv.name} in {folder}", title="Export")
+
+
+class CompareScreen(Screen[None]):
+    """Two or more runs side by side: one column per run, the paper's table rows."""
+
+    BINDINGS = [Binding("escape,q", "app.pop_screen", "Back"), Binding("e", "export", "Export MD+CSV")]
+
+    def __init__(self, runs: list[RunInfo], folder: Path) -> None:
+        super().__init__()
+        self.runs, self.folder = runs, folder
+
+    def compose(self) -> ComposeResult:
+        yield Label(f"Comparing {len(self.runs)} runs", id="compare-title")
+        yield DataTable(id="compare-table", zebra_stripes=True, cursor_type="row")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        header, rows = compare_table(self.runs)
+        table = self.query_one("#compare-table", DataTable)
+        table.add_columns(*header)
+        for row in rows:
+            table.add_row(*row)
+        table.focus()
+
+    def action_export(self) -> None:
+        export(self, self.runs, self.folder)
