@@ -150,7 +150,12 @@ def _run_sweep(data: dict[str, Any], axes: dict[str, list[Any]], reg: Any, out: 
     from demtui import sweep as sweepmod
     from demtui.errors import SpecError
 
-    variants = sweepmod.variants(data, axes)
+    def accepts(section: str, name: str) -> set[str] | None:
+        kind = specmod.COMPONENT_SECTIONS[section]
+        comp = reg.components.get(kind, {}).get(name.partition(":")[0] if kind == "model" else name)
+        return None if comp is None else {p.name for p in comp.params}
+
+    variants = sweepmod.variants(data, axes, accepts)
     specs = [specmod.resolve(v.data, reg) for v in variants]  # every combination valid before any runs
     root = out or Path("runs") / f"sweep-{_slug(specs[0])}-{time.strftime('%Y%m%d-%H%M%S')}"
     if (root / "sweep.json").exists() and not resume:

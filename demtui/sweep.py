@@ -1,7 +1,10 @@
 """Parameter sweeps in one run: several budgets (the paper's Table 6) or any other knob.
 
 A spec's ``[sweep]`` table maps ``section.param`` to a list of values; ``--sweep
-attack.eps=4/255,8/255`` does the same from the command line. Every combination
+attack.eps=4/255,8/255`` does the same from the command line. An axis may also be a
+component (``defense.name=democratic,pgd-at,trades``): that is how the paper's attack ×
+defense tables come out of one command. A swept component starts from its own defaults
+and keeps only those of the base section's parameters it accepts. Every combination
 becomes a normal run directory under the sweep's directory (so each can be resumed,
 reported and opened in the TUI), and the sweep writes ``sweep.json`` and ``sweep.md``
 with one row per combination. All combinations are validated before anything runs.
@@ -14,10 +17,10 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from demtui.errors import SpecError
-from demtui.spec import SECTIONS, merge
+from demtui.spec import COMPONENT_SECTIONS, SECTIONS, merge
 
 _AXIS = re.compile(r"^([a-z]+)\.([A-Za-z0-9_]+)$")
 
@@ -49,8 +52,8 @@ def split(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list[Any]]]:
         m = _AXIS.match(key)
         if not m or m.group(1) not in SECTIONS:
             raise SpecError(f"Sweep axis '{key}' must be section.param with a section among {', '.join(SECTIONS)}.")
-        if m.group(2) == "name":
-            raise SpecError(f"Sweep axis '{key}' changes a component; sweep its parameters, or run each component separately.")
+        if m.group(2) == "name" and m.group(1) not in COMPONENT_SECTIONS:
+            raise SpecError(f"Sweep axis '{key}' names no component; components are {', '.join(COMPONENT_SECTIONS)}.")
         if not isinstance(values, list) or not values:
             raise SpecError(f"Sweep axis '{key}' needs a non-empty list of values, e.g. [\"4/255\", \"8/255\"].")
     return rest, axes
@@ -61,8 +64,17 @@ def _label(values: dict[str, Any]) -> str:
     return re.sub(r"[^A-Za-z0-9.=,_-]", "_", text)
 
 
-def variants(base: dict[str, Any], axes: dict[str, list[Any]]) -> list[Variant]:
-    """Every combination of the axes, in order, as full spec dicts."""
+#: (section, component name) → the parameter names that component accepts, or None if unknown.
+Accepts = Callable[[str, str], "set[str] | None"]
+
+
+def variants(base: dict[str, Any], axes: dict[str, list[Any]], accepts: Accepts | None = None) -> list[Variant]:
+    """Every combination of the axes, in order, as full spec dicts.
+
+    Where a combination swaps a component, the base section's parameters that the new
+    component accepts (per ``accepts``) carry over; the rest are dropped, since they
+    belong to the component being replaced.
+    """
     keys = list(axes)
     out = []
     for combo in itertools.product(*(axes[k] for k in keys)):
@@ -73,6 +85,12 @@ def variants(base: dict[str, Any], axes: dict[str, list[Any]]) -> list[Variant]:
             if section == "run" and param == "targets":
                 raise SpecError("Sweeping run.targets is not supported; list all targets in one run instead.")
             over.setdefault(section, {})[param] = value
+        for section, values_ in over.items():
+            name = values_.get("name")
+            current = base.get(section, {})
+            if name is not None and name != current.get("name") and accepts is not None:
+                known = accepts(section, str(name)) or set()
+                over[section] = {**{k: v for k, v in current.items() if k in known}, **values_}
         out.append(Variant(_label(values), values, merge(base, over)))
     return out
 

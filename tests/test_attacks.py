@@ -1,7 +1,7 @@
 """The attack suite (issue 3): threat models, save/load, seeds, strength vs noise, bad input, CLI.
 
 Every attack runs against one tiny offline victim (``demtui.testing.tiny_victim``: a
-width-8 SmallCNN trained for seconds on ``shapes``) at small budgets, so the module
+width-8 SmallCNN trained for a few seconds on 2000 ``shapes`` images) at small budgets, so the module
 stays well under a minute on two CPU cores.
 """
 
@@ -136,18 +136,16 @@ def test_targeted_attacks_beat_random_noise_of_the_same_budget(victim, name) -> 
 
 
 def test_untargeted_attacks_fool_more_than_noise(victim) -> None:
-    """Fooling rate vs ±ε sign noise, which alone flips ~38% of this weak victim's test predictions.
+    """Fooling rate vs ±ε sign noise, which alone flips ~11% of this victim's test predictions.
 
-    DeepFool-UAP is held to less: its v spends the budget on few pixels, and on this victim it
-    fools about as often as full-budget noise (0.42 vs 0.38); on the quickstart victim it
-    reaches 0.73 vs 0.002 (docs/attacks.md).
+    Measured at these budgets: sgd-uap 0.90, sga 0.90, gap 0.46, deepfool-uap 0.70.
     """
     model, _, _, x_test, _ = victim
     clean = _pred(model, x_test)
     noise = random_sign_noise((1, 3, 32, 32), EPS, torch.Generator().manual_seed(4))
     fooled_noise = float((_pred(model, x_test, noise) != clean).float().mean())
-    for name, over, margin in (("sgd-uap", {}, 0.3), ("sga", {"epochs": 5}, 0.3), ("gap", {}, 0.1),
-                               ("deepfool-uap", {}, -0.1)):
+    for name, over, margin in (("sgd-uap", {}, 0.5), ("sga", {"epochs": 5}, 0.5), ("gap", {}, 0.2),
+                               ("deepfool-uap", {}, 0.3)):
         fooled = float((_pred(model, x_test, _craft(victim, name, None, **over)) != clean).float().mean())
         assert fooled >= fooled_noise + margin, (name, fooled, fooled_noise)
 

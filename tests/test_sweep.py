@@ -24,9 +24,31 @@ def test_variants_are_the_cartesian_product() -> None:
                                      "attack.eps=8_255,run.seed=0", "attack.eps=8_255,run.seed=1"]
     assert vs[3].data["attack"] == {"name": "df-uap", "eps": "8/255"} and vs[3].data["run"] == {"seed": 1}
     assert parse_sweep_flags(["attack.eps=1/255, 2/255"]) == {"attack.eps": ["1/255", "2/255"]}
-    for bad in ({"sweep": {"eps": [1]}}, {"sweep": {"attack.eps": []}}, {"sweep": {"attack.name": ["x"]}}):
+    for bad in ({"sweep": {"eps": [1]}}, {"sweep": {"attack.eps": []}}, {"sweep": {"run.name": ["x"]}}):
         with pytest.raises(SpecError):
             split(bad)
+
+
+def test_a_swept_component_keeps_only_the_base_params_it_accepts() -> None:
+    base, axes = split({"defense": {"name": "democratic", "epochs": 3, "steps": 2},
+                        "sweep": {"defense.name": ["democratic", "cfn"]}})
+    schemas = {"democratic": {"epochs", "steps", "lr"}, "cfn": {"layers", "steps"}}
+    vs = variants(base, axes, lambda section, name: schemas.get(name))
+    assert vs[0].data["defense"] == {"name": "democratic", "epochs": 3, "steps": 2}
+    assert vs[1].data["defense"] == {"name": "cfn", "steps": 2}  # epochs belongs to democratic only
+
+
+def test_defense_sweep_gives_one_row_per_defense(tmp_path: Path) -> None:
+    """The paper's defense tables from one command: a row per defense, same UAPs' metrics."""
+    out = tmp_path / "defs"
+    tiny = [a for a in TINY if a not in ("--defense", "none")]
+    res = CliRunner().invoke(app, ["run", "--headless", "--json", "--quiet", "--device", "cpu", "--out", str(out),
+                                   "--sweep", "defense.name=none,fns", "--set", "defense.layers=conv4,conv6", *tiny])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.stdout)["sweep"]
+    assert [e["values"]["defense.name"] for e in rows] == ["none", "fns"]
+    assert rows[0]["summary"]["sr_after"] is None and rows[1]["summary"]["sr_after"] is not None
+    assert "| fns | finished |" in (out / "sweep.md").read_text()
 
 
 def test_eps_sweep_end_to_end_and_resume(tmp_path: Path) -> None:

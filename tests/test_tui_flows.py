@@ -141,16 +141,16 @@ async def test_inline_validation_speaks_like_the_cli(tmp_path: Path) -> None:
         form.set_value("iterations", "-5")
         with pytest.raises(Exception) as cli:
             resolve(merge(quickstart_dict(), parse_set(["attack.iterations=-5"])), app.registry)
-        await pilot.pause(0.3)
+        await wait_for(pilot, lambda: str(app.query_one("#e-attack-iterations").render()) == str(cli.value), 5)
         assert str(app.query_one("#e-attack-iterations").render()) == str(cli.value)
-        assert str(cli.value) in str(app.query_one("#spec-status").render())
+        await wait_for(pilot, lambda: str(cli.value) in str(app.query_one("#spec-status").render()), 5)
         await pilot.press("ctrl+r")  # refused, the app keeps going
         assert app.query_one("#main-tabs").active == "compose" and not app.views
         form.set_value("iterations", "20")
         pane.query_one("#pick-attack", Select).value = "fgsm-uap"  # the form follows the component
         await wait_for(pilot, lambda: pane.query_one("#form-attack", ParamForm).owner == "attack fgsm-uap", 5)
         pane.query_one("#pick-defense", Select).value = "none"
-        await pilot.pause(0.3)
+        await wait_for(pilot, lambda: "✓ valid" in str(app.query_one("#spec-status").render()), 5)
         assert "✓ valid" in str(app.query_one("#spec-status").render())
         assert resolve(pane.spec_dict(), app.registry).defense is None
 
@@ -166,8 +166,7 @@ async def test_spec_save_load_and_spec_files_with_errors(tmp_path: Path) -> None
         await pane.action_reset()
         assert pane.query_one("#form-attack", ParamForm).raw("iterations") == "200"
         assert await pane.load_file(tmp_path / "saved.toml")
-        await pilot.pause(0.3)
-        assert pane.query_one("#form-attack", ParamForm).raw("iterations") == "10"
+        await wait_for(pilot, lambda: pane.query_one("#form-attack", ParamForm).raw("iterations") == "10", 5)
         assert resolve(pane.spec_dict(), app.registry).to_dict() == spec.to_dict()
 
         (tmp_path / "broken.toml").write_text("[attack\nname = ")
@@ -175,8 +174,7 @@ async def test_spec_save_load_and_spec_files_with_errors(tmp_path: Path) -> None
         assert "not valid TOML" in str(app.query_one("#spec-status").render())
         (tmp_path / "bad.toml").write_text('[attack]\nname = "df-uap"\neps = "lots"\n[defense]\nname = "nope"\n')
         assert await pane.load_file(tmp_path / "bad.toml")
-        await pilot.pause(0.3)
-        assert "expects a number" in str(app.query_one("#e-attack-eps").render())
+        await wait_for(pilot, lambda: "expects a number" in str(app.query_one("#e-attack-eps").render()), 5)
         assert pane.query_one("#pick-defense", Select).value == "democratic"  # unknown name: default kept
         assert not await pane.load_file(tmp_path / "missing.toml")
         await pilot.press("f4", "f3", "f2")  # still alive
@@ -218,8 +216,7 @@ async def test_bad_run_directories_and_dying_processes(tmp_path: Path) -> None:
     async with app.run_test(size=(100, 30)) as pilot:
         foreign = app.open_run(runs / "foreign")
         await wait_for(pilot, lambda: app.views[foreign].bad_lines == 2, 5)
-        await pilot.pause(0.2)
-        assert "does not look like a demtui" in str(app.query_one("#run-problem").render())
+        await wait_for(pilot, lambda: "does not look like a demtui" in str(app.query_one("#run-problem").render()), 5)
         cut = app.open_run(runs / "cut")
         await wait_for(pilot, lambda: app.views[cut].stages.get("defend") is not None, 5)
         assert app.views[cut].bad_lines == 0 and app.views[cut].status == "running"
@@ -234,7 +231,7 @@ async def test_bad_run_directories_and_dying_processes(tmp_path: Path) -> None:
         await pilot.press("ctrl+r")
         key = str((runs / "dies").resolve())
         await wait_for(pilot, lambda: app.status_of(key)[0] == "failed", 60)
-        await pilot.pause(0.8)
+        await wait_for(pilot, lambda: "cuda:7" in str(app.query_one("#run-problem").render()), 5)
         problem = str(app.query_one("#run-problem").render())
         assert "bad input" in problem and "cuda:7" in problem
         await pilot.press("f4")
