@@ -29,6 +29,8 @@ def _loop(epochs: int = 50, lr: float = 1e-3, bn: bool = True, refine: bool = Tr
                         "second stage; 0 = none).", min=0),
                   Param("refine_lr", "float", 1e-5, "Learning rate of the clean refinement stage.", min=0,
                         min_inclusive=False)]
+    knobs.append(Param("schedule", "choice", "constant", "Learning-rate schedule of the training stage (cosine anneals "
+                       "it to 0; the refinement stage stays constant).", choices=("constant", "cosine")))
     knobs.append(Param("collapse_check", "bool", True, "Stop with a message if the model collapses to one class."))
     return tuple(knobs)
 

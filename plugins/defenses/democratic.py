@@ -17,16 +17,14 @@ Engineering choices (measured in docs/method.md):
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from demtui.entropy import LayerTap, tap
-from demtui.errors import CollapseError
+from demtui.plugins.defenses.finetune import collapsed, finetune, mixed_loss, paired_forward
 
 
 def generate_low_entropy(
@@ -62,26 +60,6 @@ def generate_low_entropy(
     return (x + delta).detach()
 
 
-def _set_mode(model: nn.Module, bn_mode: str) -> None:
-    """Train mode, optionally with BatchNorm frozen (eval statistics, no running updates)."""
-    model.train()
-    if bn_mode == "eval":
-        for m in model.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                m.eval()
-
-
-@torch.no_grad()
-def _probe(model: nn.Module, x: torch.Tensor, y: torch.Tensor, num_classes: int) -> dict[str, float]:
-    """Clean accuracy and the largest predicted-class share on a fixed slice (eval mode)."""
-    was = model.training
-    model.eval()
-    pred = torch.cat([model(x[i:i + 256].float() / 255).argmax(1) for i in range(0, len(x), 256)])
-    model.train(was)
-    share = torch.bincount(pred, minlength=num_classes).max().item() / len(pred)
-    return {"acc": float((pred == y).float().mean()), "top_share": share}
-
-
 def democratic_training(
     model: nn.Module,
     x: torch.Tensor,
@@ -108,82 +86,25 @@ def democratic_training(
     progress: Callable[[int, int, dict[str, Any] | None], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> dict[str, Any]:
-    """Repair ``model`` in place on the clean subset (uint8 ``x``); returns the history."""
-    device = torch.device(device)
+    """Repair ``model`` in place on the clean subset (uint8 ``x``); returns the history.
+
+    Alg. 1 is a batch loss for the shared fine-tuning loop (``finetune``): the same loop,
+    schedule, refinement stage and collapse check as every training baseline.
+    """
     g = torch.Generator().manual_seed(seed)
-    x, y = x.to(device), y.to(device)
-    n = x.shape[0]
-    num_classes = int(y.max()) + 1
-    probe_x, probe_y = x[: min(n, 512)], y[: min(n, 512)]
-    before = _probe(model, probe_x, probe_y, num_classes)
-    steps_per_epoch = (n + batch_size - 1) // batch_size
-    total = (epochs + refine_epochs) * steps_per_epoch
-    history: dict[str, Any] = {"epochs": [], "probe_before": before, "samples": n}
-    done = 0
-    start = time.perf_counter()
 
-    def run_stage(stage_epochs: int, stage_lr: float, with_generator: bool, name: str) -> bool:
-        nonlocal done
-        opt = torch.optim.SGD(model.parameters(), lr=stage_lr, momentum=momentum, weight_decay=weight_decay)
-        stage_steps = max(1, stage_epochs * steps_per_epoch)
-        sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=stage_steps)
-                 if schedule == "cosine" and with_generator else None)
-        with tap(model, layer_name) as layer:
-            for epoch in range(stage_epochs):
-                _set_mode(model, bn_mode)
-                order = torch.randperm(n, generator=g).to(device)
-                sums = {"loss": 0.0, "h_clean": 0.0, "h_low": 0.0}
-                t0 = time.perf_counter()
-                for i in range(0, n, batch_size):
-                    idx = order[i:i + batch_size]
-                    xb, yb = x[idx].float() / 255, y[idx]
-                    if with_generator:
-                        x_en = generate_low_entropy(model, xb, layer, eps=eps, steps=steps, step_size=step_size,
-                                                    random_start=random_start, generator=g)
-                        logits = model(torch.cat([x_en, xb]))
-                        h = layer.entropy().detach()
-                        low, clean = logits[: len(idx)], logits[len(idx):]
-                        loss = alpha * F.cross_entropy(low, yb) + (1 - alpha) * F.cross_entropy(clean, yb)
-                        sums["h_low"] += float(h[: len(idx)].sum())
-                        sums["h_clean"] += float(h[len(idx):].sum())
-                    else:
-                        loss = F.cross_entropy(model(xb), yb)
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
-                    if sched is not None:
-                        sched.step()
-                    sums["loss"] += float(loss.detach()) * len(idx)
-                    done += 1
-                    if progress:
-                        progress(done, total, {"stage": name, "epoch": epoch + 1, "loss": float(loss.detach())})
-                    if should_stop and should_stop():
-                        return False
-                probe = _probe(model, probe_x, probe_y, num_classes)
-                record = {"stage": name, "epoch": epoch + 1, "loss": round(sums["loss"] / n, 4),
-                          "probe_acc": round(probe["acc"], 4), "top_share": round(probe["top_share"], 4),
-                          "seconds": round(time.perf_counter() - t0, 2)}
-                if with_generator:
-                    record.update(h_clean=round(sums["h_clean"] / n, 4), h_low=round(sums["h_low"] / n, 4))
-                history["epochs"].append(record)
-                if collapse_check and _collapsed(before, probe, num_classes):
-                    model.eval()
-                    raise CollapseError(
-                        f"Democratic Training collapsed the model at {name} epoch {epoch + 1}: "
-                        f"{probe['top_share']:.0%} of inputs go to one class and clean accuracy fell to "
-                        f"{probe['acc']:.2f}; lower defense.lr or keep defense.bn_mode=train.")
-        return True
+    def batch_loss(xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        x_en = generate_low_entropy(model, xb, layer, eps=eps, steps=steps, step_size=step_size,
+                                    random_start=random_start, generator=g)
+        low, clean = paired_forward(model, x_en, xb)
+        h = layer.entropy().detach()
+        loss = mixed_loss(low, clean, yb, alpha)
+        return loss, {"h_low": float(h[: len(yb)].mean()), "h_clean": float(h[len(yb):].mean())}
 
-    finished = run_stage(epochs, lr, True, "repair") and run_stage(refine_epochs, refine_lr, False, "refine")
-    model.eval()
-    seconds = time.perf_counter() - start
-    history.update(stopped=not finished, seconds=round(seconds, 2),
-                   samples_per_s=round(done * batch_size / seconds, 1) if seconds > 0 else None,
-                   probe_after=_probe(model, probe_x, probe_y, num_classes))
-    return history
-
-
-def _collapsed(before: dict[str, float], now: dict[str, float], num_classes: int) -> bool:
-    """Most inputs on one class *and* accuracy near chance, where it was not before."""
-    chance = 1.0 / max(num_classes, 2)
-    return (num_classes > 2 and now["top_share"] > 0.8 and now["acc"] < max(2 * chance, before["acc"] / 2))
+    with tap(model, layer_name) as layer:
+        return finetune(model, x, y, batch_loss, name="Democratic Training", epochs=epochs, lr=lr,
+                        momentum=momentum, weight_decay=weight_decay, batch_size=batch_size, bn_mode=bn_mode,
+                        refine_epochs=refine_epochs, refine_lr=refine_lr, schedule=schedule,
+                        collapse_check=collapse_check, collapse_rule=collapsed,
+                        collapse_hint="lower defense.lr or keep defense.bn_mode=train", generator=g, device=device,
+                        progress=progress, should_stop=should_stop)

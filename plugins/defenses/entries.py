@@ -25,7 +25,7 @@ def democratic(model: nn.Module, data: DefenseData, params: dict[str, Any], ctx:
 
 #: Keys of the shared fine-tuning loop (plugins/defenses/finetune.py).
 _LOOP = ("epochs", "lr", "momentum", "weight_decay", "batch_size", "bn_mode", "refine_epochs", "refine_lr",
-         "collapse_check")
+         "schedule", "collapse_check")
 
 
 def _loop(params: dict[str, Any], ctx: Any) -> dict[str, Any]:
@@ -113,7 +113,7 @@ def _feature_norm(model: nn.Module, data: DefenseData, params: dict[str, Any], c
                   dr: float, variant: str) -> DefenseResult:
     import time
 
-    from demtui.plugins.defenses.democratic import _probe
+    from demtui.plugins.defenses.finetune import probe as _probe
     from demtui.plugins.defenses.feature_norm import feature_norm_defense
 
     t0 = time.perf_counter()

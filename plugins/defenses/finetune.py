@@ -1,11 +1,10 @@
-"""The fine-tuning loop every training baseline shares, so comparisons with Democratic Training are fair.
+"""The fine-tuning loop Democratic Training and every training baseline share.
 
-Adversarial training, TRADES, known-UAP training and SFR differ only in the loss of one
-batch; the rest — the clean subset held on the device as uint8, SGD with momentum, the
-optional clean refinement stage, BatchNorm handling, progress, cancellation, the
-per-epoch probe and the collapse check — is the same code Democratic Training runs
-(``plugins/defenses/democratic.py``), so a table comparing them compares losses, not
-training loops.
+Democratic Training, adversarial training, TRADES, known-UAP training and SFR differ only
+in the loss of one batch; the rest — the clean subset held on the device as uint8, SGD
+with momentum, the learning-rate schedule, the optional clean refinement stage, BatchNorm
+handling, progress, cancellation, the per-epoch probe and the collapse check — is this
+one loop, so a table comparing them compares losses, not training loops.
 """
 
 from __future__ import annotations
@@ -19,10 +18,40 @@ import torch.nn.functional as F
 from torch import nn
 
 from demtui.errors import CollapseError
-from demtui.plugins.defenses.democratic import _collapsed, _probe, _set_mode
 
-#: One batch's loss: (float images in [0, 1], labels) → (loss, numbers to average per epoch).
+#: One batch's loss: (float images in [0, 1], labels) → (loss, per-sample means to average per epoch).
 BatchLoss = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, dict[str, float]]]
+#: (probe before training, probe now, number of classes) → has the model collapsed?
+CollapseRule = Callable[[dict[str, float], dict[str, float], int], bool]
+
+
+def set_train_mode(model: nn.Module, bn_mode: str) -> None:
+    """Train mode, optionally with BatchNorm frozen (eval statistics, no running updates)."""
+    model.train()
+    if bn_mode == "eval":
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.eval()
+
+
+@torch.no_grad()
+def probe(model: nn.Module, x: torch.Tensor, y: torch.Tensor, num_classes: int) -> dict[str, float]:
+    """Clean accuracy and the largest predicted-class share on a fixed slice (eval mode)."""
+    was = model.training
+    model.eval()
+    pred = torch.cat([model(x[i:i + 256].float() / 255).argmax(1) for i in range(0, len(x), 256)])
+    model.train(was)
+    share = torch.bincount(pred, minlength=num_classes).max().item() / len(pred)
+    return {"acc": float((pred == y).float().mean()), "top_share": share}
+
+
+def collapsed(before: dict[str, float], now: dict[str, float], num_classes: int) -> bool:
+    """Most inputs on one class *and* accuracy near chance, where it was not before.
+
+    The failure mode of entropy minimisation plus CE (Democratic Training's rule).
+    """
+    chance = 1.0 / max(num_classes, 2)
+    return (num_classes > 2 and now["top_share"] > 0.8 and now["acc"] < max(2 * chance, before["acc"] / 2))
 
 
 def finetune(
@@ -40,9 +69,14 @@ def finetune(
     bn_mode: str = "train",
     refine_epochs: int = 0,
     refine_lr: float = 1e-5,
+    schedule: str = "constant",
     collapse_check: bool = True,
+    collapse_rule: CollapseRule | None = None,
+    collapse_hint: str = "lower defense.lr or the perturbation budget, or set defense.collapse_check=false to "
+                         "finish anyway",
     parameters: Iterable[nn.Parameter] | None = None,
     set_mode: Callable[[], None] | None = None,
+    generator: torch.Generator | None = None,
     seed: int = 0,
     device: torch.device | str = "cpu",
     progress: Callable[[int, int, dict[str, Any] | None], None] | None = None,
@@ -52,29 +86,34 @@ def finetune(
 
     ``parameters`` restricts the optimiser (SFR trains its units only) and ``set_mode``
     replaces the BatchNorm handling of ``bn_mode`` (SFR keeps the original network in
-    eval mode so its running statistics never move).
+    eval mode so its running statistics never move). ``schedule="cosine"`` anneals the
+    first stage's lr to 0; the refinement stage keeps its own constant lr. ``generator``
+    lets a loss that draws random numbers share the loop's stream (one seed, one run).
     """
     device = torch.device(device)
-    g = torch.Generator().manual_seed(seed)
+    g = generator if generator is not None else torch.Generator().manual_seed(seed)
+    rule = collapse_rule or _destroyed
     x, y = x.to(device), y.to(device)
     n = x.shape[0]
     num_classes = int(y.max()) + 1
     params = [p for p in (parameters if parameters is not None else model.parameters()) if p.requires_grad]
     probe_x, probe_y = x[: min(n, 512)], y[: min(n, 512)]
-    before = _probe(model, probe_x, probe_y, num_classes)
+    before = probe(model, probe_x, probe_y, num_classes)
     steps_per_epoch = (n + batch_size - 1) // batch_size
     total = (epochs + refine_epochs) * steps_per_epoch
     history: dict[str, Any] = {"defense": name, "epochs": [], "probe_before": before, "samples": n}
-    mode = set_mode or (lambda: _set_mode(model, bn_mode))
+    mode = set_mode or (lambda: set_train_mode(model, bn_mode))
     done = 0
     start = time.perf_counter()
 
     def clean_loss(xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         return F.cross_entropy(model(xb), yb), {}
 
-    def run_stage(stage_epochs: int, stage_lr: float, loss_fn: BatchLoss, stage: str) -> bool:
+    def run_stage(stage_epochs: int, stage_lr: float, loss_fn: BatchLoss, stage: str, anneal: bool) -> bool:
         nonlocal done
         opt = torch.optim.SGD(params, lr=stage_lr, momentum=momentum, weight_decay=weight_decay)
+        sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, stage_epochs * steps_per_epoch))
+                 if anneal else None)
         for epoch in range(stage_epochs):
             mode()
             order = torch.randperm(n, generator=g).to(device)
@@ -86,6 +125,8 @@ def finetune(
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
+                if sched is not None:
+                    sched.step()
                 sums["loss"] += float(loss.detach()) * len(idx)
                 for key, value in info.items():
                     sums[key] = sums.get(key, 0.0) + value * len(idx)
@@ -94,27 +135,26 @@ def finetune(
                     progress(done, total, {"stage": stage, "epoch": epoch + 1, "loss": float(loss.detach())})
                 if should_stop and should_stop():
                     return False
-            probe = _probe(model, probe_x, probe_y, num_classes)
+            now = probe(model, probe_x, probe_y, num_classes)
             record = {"stage": stage, "epoch": epoch + 1, **{k: round(v / n, 4) for k, v in sums.items()},
-                      "probe_acc": round(probe["acc"], 4), "top_share": round(probe["top_share"], 4),
+                      "probe_acc": round(now["acc"], 4), "top_share": round(now["top_share"], 4),
                       "seconds": round(time.perf_counter() - t0, 2)}
             history["epochs"].append(record)
-            if collapse_check and _destroyed(before, probe, num_classes):
+            if collapse_check and rule(before, now, num_classes):
                 model.eval()
-                one_class = f", {probe['top_share']:.0%} of inputs on one class" if probe["top_share"] > 0.8 else ""
+                one_class = f", {now['top_share']:.0%} of inputs on one class" if now["top_share"] > 0.8 else ""
                 raise CollapseError(
-                    f"{name} destroyed the model at {stage} epoch {epoch + 1} (clean accuracy {before['acc']:.2f} → "
-                    f"{probe['acc']:.2f}{one_class}); lower defense.lr or the perturbation budget, "
-                    "or set defense.collapse_check=false to finish anyway.")
+                    f"{name} collapsed the model at {stage} epoch {epoch + 1} (clean accuracy {before['acc']:.2f} → "
+                    f"{now['acc']:.2f}{one_class}); {collapse_hint}.")
         return True
 
-    finished = (run_stage(epochs, lr, batch_loss, "repair")
-                and run_stage(refine_epochs, refine_lr, clean_loss, "refine"))
+    finished = (run_stage(epochs, lr, batch_loss, "repair", anneal=schedule == "cosine")
+                and run_stage(refine_epochs, refine_lr, clean_loss, "refine", anneal=False))
     model.eval()
     seconds = time.perf_counter() - start
     history.update(stopped=not finished, seconds=round(seconds, 2),
                    samples_per_s=round(done * batch_size / seconds, 1) if seconds > 0 else None,
-                   probe_after=_probe(model, probe_x, probe_y, num_classes))
+                   probe_after=probe(model, probe_x, probe_y, num_classes))
     return history
 
 
@@ -126,7 +166,7 @@ def _destroyed(before: dict[str, float], now: dict[str, float], num_classes: int
     to one class. A model that was already stuck on one class before did not collapse here.
     """
     chance = 1.0 / max(num_classes, 2)
-    if before["top_share"] <= 0.8 and _collapsed(before, now, num_classes):
+    if before["top_share"] <= 0.8 and collapsed(before, now, num_classes):
         return True
     return before["acc"] >= 0.8 and now["acc"] < 2 * chance
 
