@@ -8,7 +8,9 @@ Ctrl-C / SIGTERM stop the current stage cleanly; finished stages stay on disk an
 
 from __future__ import annotations
 
+import os
 import signal
+import socket
 import time
 import uuid
 from collections.abc import Callable
@@ -105,7 +107,8 @@ def execute(spec: RunSpec, registry: Registry, run_dir: Path, *, resume: bool = 
 
     started = time.perf_counter()
     bus.emit("run_started", spec=spec.to_dict(), device=str(device), resumed=bool(resume and store.results["stages"]),
-             version=__version__, stages=["prepare", *planned_stages(spec)])
+             version=__version__, stages=["prepare", *planned_stages(spec)], pid=os.getpid(),
+             host=socket.gethostname())
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     stage = "prepare"
     try:

@@ -50,6 +50,14 @@ class Perturbation:
         """A uint8 (C, H, W) image that shows the perturbation to a person."""
         raise NotImplementedError  # pragma: no cover - abstract
 
+    def random_like(self, generator: torch.Generator) -> "Perturbation | None":
+        """The same threat model with random content: the floor a universal attack must beat.
+
+        The engine measures it beside every attack (``run.noise_baseline``). None means the
+        kind has no natural random counterpart; the engine then uses ±ε sign noise.
+        """
+        return None
+
     def to(self, device: torch.device | str) -> "Perturbation":
         return self.from_saved({k: v.to(device) for k, v in self.tensors().items()}, self.meta())
 
@@ -117,6 +125,11 @@ class AdditivePerturbation(Perturbation):
     @classmethod
     def from_saved(cls, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> "AdditivePerturbation":
         return cls(tensors["delta"], float(meta["eps"]))
+
+    def random_like(self, generator: torch.Generator) -> "AdditivePerturbation":
+        """±eps per pixel: random noise of the largest magnitude the budget allows."""
+        signs = torch.randint(0, 2, tuple(self.delta.shape), generator=generator).float() * 2 - 1
+        return AdditivePerturbation(signs * self.eps, self.eps)
 
     def linf(self) -> float:
         return float(self.delta.abs().max())

@@ -30,7 +30,7 @@ def summary_rows(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
         ("AAcc", _f(summary.get("aacc_before")), _f(summary.get("aacc_after"))),
         ("ΔCAcc", "", "—" if delta is None else f"{delta:+.3f}"),
         (f"{sr}, fresh attack on repaired model", "", _f(summary.get("secondary_sr"))),
-        (f"{sr} of random noise (same budget)", _f(summary.get("noise_sr")), ""),
+        (f"{sr} of random noise (same threat model)", _f(summary.get("noise_sr")), ""),
         ("Entropy gap at repair layer (RQ1)", _f(summary.get("entropy_gap_before")), _f(summary.get("entropy_gap_after"))),
         ("Time (s): attack / defense", _f(summary.get("attack_seconds"), 1), _f(summary.get("defense_seconds"), 1)),
     ]

@@ -108,22 +108,28 @@ def _craft(state: RunState, model: nn.Module, stage: str) -> dict[str, Any]:
 def attack(state: RunState) -> dict[str, Any]:
     out = _craft(state, state.prep.built.module, "attack")
     if state.spec.run["noise_baseline"]:
-        out["noise"] = _noise_baseline(state)
+        out["noise_kind"], out["noise"] = _noise_baseline(state, out["targets"])
     return out
 
 
-def _noise_baseline(state: RunState) -> dict[str, Any]:
-    """SR of random ±eps sign noise of the attack's budget: the floor a UAP must beat."""
-    eps = float(state.spec.attack.params.get("eps", 10 / 255))
-    shape = (1, *state.prep.x_eval.shape[1:])
-    noise = random_sign_noise(shape, eps, state.ctx.generator(offset=7))
+def _noise_baseline(state: RunState, crafted: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """SR of a random perturbation of the attack's own threat model: the floor a UAP must beat.
+
+    The crafted UAP supplies its random counterpart (``Perturbation.random_like``): ±ε sign
+    noise for L∞ attacks, a random-colour patch at the same place for patch attacks. Kinds
+    without one fall back to ±ε sign noise at the attack's ``eps``.
+    """
+    gen = state.ctx.generator(offset=7)
+    first = next(iter(crafted.values()), None)
+    noise = load_perturbation(state.store.root / first["path"]).random_like(gen) if first else None
+    if noise is None:
+        eps = float(state.spec.attack.params.get("eps", 10 / 255))
+        noise = random_sign_noise((1, *state.prep.x_eval.shape[1:]), eps, gen)
     model = state.prep.built.module
     clean = state.clean_pred(model)
     adv = predict_under(model, state.prep.x_eval, [noise], batch_size=state.spec.run["batch_size"], ctx=state.ctx)[0]
-    out = {}
-    for key in state.keys:
-        out[key] = attack_metrics(clean, adv, state.prep.y_eval, state.target_of(key))
-    return out
+    return noise.kind, {key: attack_metrics(clean, adv, state.prep.y_eval, state.target_of(key))
+                        for key in state.keys}
 
 
 def analyse(state: RunState, phase: str = "before", model: nn.Module | None = None) -> dict[str, Any]:

@@ -84,6 +84,8 @@ def test_additive_attacks_keep_the_linf_ball_and_reload_bit_exactly(victim, name
     assert torch.equal(again.delta, pert.delta) and torch.equal(again.apply(xb), out)
     assert torch.equal(_craft(victim, name, target).delta, pert.delta)  # same seed, same UAP
     assert not torch.equal(_craft(victim, name, target, seed=1).delta, pert.delta)
+    noise = pert.random_like(torch.Generator().manual_seed(0))  # the engine's noise baseline: ±ε everywhere
+    assert torch.allclose(noise.delta.abs(), torch.full_like(noise.delta, pert.eps))
 
 
 @pytest.mark.parametrize("location", ["fixed", "random"])
@@ -100,6 +102,13 @@ def test_lavan_changes_only_pixels_under_its_mask(victim, location, tmp_path) ->
     changed = (out != xb).any(1, keepdim=True)
     assert not (changed & ~inside).any(), "pixels outside the patch changed"
     assert changed.sum() > 0 and out.min() >= 0 and out.max() <= 1
+    # its random counterpart (the engine's noise baseline): random colours, same mask, same places
+    rand = pert.random_like(torch.Generator().manual_seed(0))
+    assert isinstance(rand, PatchPerturbation) and torch.equal(rand.mask, pert.mask)
+    assert not torch.equal(rand.patch, pert.patch)
+    assert all(torch.equal(a, b) for a, b in zip(rand.places(64), (tops, lefts)))
+    changed_rand = (rand.apply(xb) != xb).any(1, keepdim=True)
+    assert changed_rand.any() and not (changed_rand & ~inside).any()
     if location == "random":
         assert len(set(zip(tops.tolist(), lefts.tolist()))) > 1
     else:
@@ -125,11 +134,8 @@ def test_targeted_attacks_beat_random_noise_of_the_same_budget(victim, name) -> 
     """SR far above ±ε sign noise (additive) or a random patch of the same size and place (LaVAN)."""
     model, _, _, x_test, y_test = victim
     pert = _craft(victim, name, TARGET)
-    if isinstance(pert, PatchPerturbation):
-        g = torch.Generator().manual_seed(3)
-        baseline = PatchPerturbation(torch.rand(pert.patch.shape, generator=g), None, pert.image_hw, pert.top, pert.left)
-    else:
-        baseline = random_sign_noise((1, 3, 32, 32), EPS, torch.Generator().manual_seed(3))
+    baseline = pert.random_like(torch.Generator().manual_seed(3))  # what the engine's noise baseline uses
+    assert baseline is not None and type(baseline) is type(pert)
     sr = targeted_success_rate(_pred(model, x_test, pert), y_test, TARGET)
     sr_noise = targeted_success_rate(_pred(model, x_test, baseline), y_test, TARGET)
     assert sr >= sr_noise + 0.3, (name, sr, sr_noise)
@@ -241,6 +247,7 @@ def test_each_attack_runs_end_to_end_with_the_secondary_stage(name, tmp_path: Pa
     assert set(doc["stage_seconds"]) == {"baseline", "attack", "analyse", "defend", "evaluate", "secondary"}
     assert doc["summary"]["secondary_sr"] is not None
     results = json.loads((out / "results.json").read_text())
+    assert results["stages"]["attack"]["noise_kind"] == ("patch" if name == "lavan" else "additive")
     for stage in ("attack", "secondary"):
         (entry,) = results["stages"][stage]["targets"].values()
         pert = load_perturbation(out / entry["path"])

@@ -132,6 +132,38 @@ async def test_compose_launch_watch_cancel_resume_and_history(tmp_path: Path, mo
 
 
 @sync
+async def test_a_run_started_elsewhere_can_be_cancelled_from_watch(tmp_path: Path) -> None:
+    """`demtui run --headless` in another terminal, opened with `o`: `x` stops it cleanly."""
+    run_dir = tmp_path / "runs" / "elsewhere"
+    sets = [f"{section}.{key}={value}" for section, values in
+            merge(TINY, {"attack": {"iterations": 100000}}).items() for key, value in values.items()]
+    env = {**os.environ, "DEMTUI_CACHE": str(tmp_path / "cache")}
+    proc = subprocess.Popen([sys.executable, "-m", "demtui", "run", "--headless", "--quiet", "--device", "cpu",
+                             "--targets", "1", "--out", str(run_dir), *[a for kv in sets for a in ("--set", kv)]],
+                            env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (run_dir / "events.jsonl").exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        app = make_app(runs_dir=tmp_path / "runs", devices=list(DEVICES))
+        async with app.run_test(size=(100, 30)) as pilot:
+            key = app.open_run(run_dir)
+            assert key is not None and key not in app.handles  # not launched by this window
+            view = app.views[key]
+            await wait_for(pilot, lambda: view.stages.get("attack") and view.stages["attack"].done > 0, 90, "attack")
+            assert view.pid == proc.pid
+            await pilot.press("x")
+            await wait_for(pilot, lambda: view.status == "cancelled", 30, "run_cancelled")
+        assert proc.wait(30) == 130, proc.stderr.read() if proc.stderr else ""
+        results = json.loads((run_dir / "results.json").read_text())
+        assert "baseline" in results["stages"] and "attack" not in results["stages"]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+@sync
 async def test_inline_validation_speaks_like_the_cli(tmp_path: Path) -> None:
     app = make_app(runs_dir=tmp_path, devices=list(DEVICES))
     async with app.run_test(size=(100, 30)) as pilot:

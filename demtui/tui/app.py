@@ -106,6 +106,7 @@ class DemtuiApp(App[None]):
         self.executor = executor or LocalProcessExecutor()
         self.views: dict[str, RunView] = {}
         self.handles: dict[str, RunHandle] = {}
+        self.foreign_cancels: set[tuple[str, int | None]] = set()  # (run, pid) launched elsewhere, sent SIGTERM
         self.dirty: set[str] = set()
         self._resume_anyway: set[str] = set()
         self._open_paths = list(open_paths or [])
@@ -284,14 +285,27 @@ class DemtuiApp(App[None]):
         h = self.handles.get(key)
         if h is None or not h.active:
             view = self.views.get(key)
-            msg = ("it was not started from this window; stop it where it runs (Ctrl-C, or SIGTERM to its process)"
-                   if view and view.status == "running" else "it is not running")
-            self.notify(f"Cannot cancel {Path(key).name}: {msg}.", title="Cancel", severity="warning")
+            if view is not None and view.status == "running":
+                self._cancel_foreign(key, view)
+                return
+            self.notify(f"Cannot cancel {Path(key).name}: it is not running.", title="Cancel", severity="warning")
             return
         self.notify(f"{'Killing' if h.cancel_requested else 'Cancelling'} {h.run_dir.name}…", title="Cancel")
         h.cancel()
         self.poll_executor()
         self.dirty.add(key)
+
+    def _cancel_foreign(self, key: str, view: RunView) -> None:
+        """A run launched elsewhere: SIGTERM its process (named in run_started); again → SIGKILL."""
+        from demtui.tui.foreign import stop_foreign_run
+
+        again = (key, view.pid) in self.foreign_cancels
+        problem = stop_foreign_run(view.pid, view.host, kill=again)
+        if problem:
+            self.notify(f"Cannot cancel {Path(key).name}: {problem}.", title="Cancel", severity="warning")
+            return
+        self.foreign_cancels.add((key, view.pid))
+        self.notify(f"{'Killing' if again else 'Cancelling'} {Path(key).name} (process {view.pid})…", title="Cancel")
 
     def resume_run(self, key: str) -> None:
         h, view = self.handles.get(key), self.views[key]

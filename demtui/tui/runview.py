@@ -56,6 +56,8 @@ class RunView:
         self.status = "waiting"  # waiting | running | finished | failed | cancelled
         self.spec: dict[str, Any] = {}
         self.device = ""
+        self.pid: int | None = None  # the run's process and host (run_started), to stop it from here
+        self.host: str | None = None
         self.stage_order: list[str] = []
         self.stages: dict[str, StageState] = {}
         self.current = ""
@@ -118,6 +120,9 @@ class RunView:
         self.status, self.error, self.summary = "running", "", None
         self.spec = dict(e["spec"]) if isinstance(e.get("spec"), dict) else self.spec
         self.device = str(e.get("device", ""))
+        pid = e.get("pid")
+        self.pid = pid if isinstance(pid, int) and not isinstance(pid, bool) and pid > 0 else None
+        self.host = str(e["host"]) if e.get("host") else None
         for name in e.get("stages") or []:
             self._stage(str(name))
 

@@ -110,6 +110,11 @@ class PatchPerturbation(Perturbation):
         return cls(tensors["patch"], tensors["mask"], tuple(meta["image_hw"]), meta.get("top"), meta.get("left"),
                    int(meta.get("seed", 0)))
 
+    def random_like(self, generator: torch.Generator) -> "PatchPerturbation":
+        """A patch of uniform random colours with the same mask at the same place(s)."""
+        content = torch.rand(tuple(self.patch.shape), generator=generator)
+        return PatchPerturbation(content, self.mask.cpu(), self.image_hw, self.top, self.left, self.seed)
+
     def area(self) -> float:
         """Share of the image the mask covers."""
         return float(self.mask.sum()) / (self.image_hw[0] * self.image_hw[1])
