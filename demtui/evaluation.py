@@ -61,7 +61,7 @@ def attack_metrics(clean_pred: torch.Tensor, adv_pred: torch.Tensor, y: torch.Te
 
 def random_sign_noise(shape: Sequence[int], eps: float, generator: torch.Generator) -> AdditivePerturbation:
     """The random baseline: ±eps per pixel, the worst-magnitude noise of the same budget."""
-    return AdditivePerturbation(torch.zeros(tuple(shape)), eps).random_like(generator)
+    return AdditivePerturbation.sign_noise(tuple(shape), eps, generator)
 
 
 @contextlib.contextmanager

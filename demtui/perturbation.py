@@ -126,10 +126,14 @@ class AdditivePerturbation(Perturbation):
     def from_saved(cls, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> "AdditivePerturbation":
         return cls(tensors["delta"], float(meta["eps"]))
 
-    def random_like(self, generator: torch.Generator) -> "AdditivePerturbation":
+    @classmethod
+    def sign_noise(cls, shape: tuple[int, ...], eps: float, generator: torch.Generator) -> "AdditivePerturbation":
         """±eps per pixel: random noise of the largest magnitude the budget allows."""
-        signs = torch.randint(0, 2, tuple(self.delta.shape), generator=generator).float() * 2 - 1
-        return AdditivePerturbation(signs * self.eps, self.eps)
+        signs = torch.randint(0, 2, tuple(shape), generator=generator).float() * 2 - 1
+        return cls(signs * eps, eps)
+
+    def random_like(self, generator: torch.Generator) -> "AdditivePerturbation":
+        return self.sign_noise(tuple(self.delta.shape), self.eps, generator)
 
     def linf(self) -> float:
         return float(self.delta.abs().max())

@@ -31,7 +31,8 @@ RUN_PARAMS = schema(
     Param("eval_samples", "int", 1000, "Held-out test images used for every metric.", min=1),
     Param("attack_samples", "int", 1000, "Training images an attack may craft its UAP on.", min=1),
     Param("secondary", "bool", True, "After a defense, run the attack again against the defended model."),
-    Param("noise_baseline", "bool", True, "Also measure a random perturbation of the attack's threat model (±ε sign noise; a random patch for patches)."),
+    Param("noise_baseline", "bool", True, "Also measure a random perturbation of the attack's threat model "
+          "(±ε sign noise; a random patch for patches)."),
     Param("batch_size", "int", 256, "Evaluation batch size.", min=1),
     Param("bins", "int", 24, "Bins of the entropy histograms.", min=2, max=200),
 )
