@@ -126,9 +126,12 @@ def test_sfr_trains_only_its_regeneration_units(victim) -> None:
 
 def _around_guards(wrapper: torch.nn.Module, x: torch.Tensor) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """Each guarded layer's output before its guard (a prepended hook) and after it (a hook added last)."""
-    seen: dict[str, list[torch.Tensor]] = {p: [] for p in wrapper.paths}
+    from demtui.plugins.defenses.feature_norm import NormGuard
+
+    guarded = [p for p, unit in zip(wrapper.paths, wrapper.units, strict=True) if isinstance(unit, NormGuard)]
+    seen: dict[str, list[torch.Tensor]] = {p: [] for p in guarded}
     hooks = []
-    for path in wrapper.paths:
+    for path in guarded:
         module = wrapper.model.get_submodule(path)
         hooks.append(module.register_forward_hook(lambda _m, _i, o, p=path: seen[p].append(o.clone()), prepend=True))
         hooks.append(module.register_forward_hook(lambda _m, _i, o, p=path: seen[p].append(o.clone())))
@@ -178,6 +181,29 @@ def test_fns_suppresses_by_its_formula_and_dr_one_is_cfn() -> None:
         assert (out <= thr + 1e-5).all() and (out[r > 1] < thr.expand_as(out)[r > 1]).all()
     clipped, _ = _norms(cfn(f))
     assert torch.allclose(clipped, torch.minimum(norm, thr), rtol=1e-4, atol=1e-5)
+
+
+def test_bn_recalibration_equals_batchnorm_with_the_re_estimated_statistics(victim) -> None:
+    """The shift units reproduce, exactly, a guarded copy whose BatchNorm buffers hold the new statistics."""
+    from demtui.plugins.defenses.feature_norm import NormGuard, _reestimate, feature_norm_defense
+    from demtui.plugins.defenses.wrapping import HookedWrapper
+
+    model, x, _, xt = victim
+    wrapper, spec, _ = feature_norm_defense(copy.deepcopy(model), layers="conv2,conv4", clp=1.1, recalibrate=x)
+    assert spec["bn_layers"] == ["conv3.1", "conv4.1", "conv5.1", "conv6.1"]  # after the first guard only
+    assert _same_state(wrapper.model, model)
+    reference = HookedWrapper(copy.deepcopy(model), ["conv2", "conv4"], [NormGuard(1.1), NormGuard(1.1)])
+    new = _reestimate(HookedWrapper(copy.deepcopy(model), ["conv2", "conv4"], [NormGuard(1.1), NormGuard(1.1)]),
+                      spec["bn_layers"], x, 128)
+    for path, bn in new.items():
+        target = reference.model.get_submodule(path)
+        target.running_mean.copy_(bn.running_mean)
+        target.running_var.copy_(bn.running_var)
+        assert not torch.allclose(bn.running_var, model.get_submodule(path).running_var)  # clipping moved them
+    with torch.no_grad():
+        assert torch.allclose(wrapper.eval()(xt), reference.eval()(xt), rtol=1e-4, atol=1e-4)
+        plain = feature_norm_defense(copy.deepcopy(model), layers="conv2,conv4", clp=1.1)[0].eval()(xt)
+    assert not torch.allclose(plain, reference(xt), atol=1e-3)  # without recalibration the output differs
 
 
 def test_residual_stages_are_found_in_wrn_and_resnet() -> None:

@@ -11,6 +11,10 @@ SUBSET = (
     Param("subset_size", "int", None, "Exact number of training images (overrides the fraction).", min=1, nullable=True),
 )
 
+#: CFN and FNS: the authors re-estimate BatchNorm statistics after inserting their layers.
+RECALIBRATE_BN = Param("recalibrate_bn", "bool", True, "Re-estimate the statistics of the BatchNorm layers after "
+                       "the first guard on the clean subset (the CFN authors' step); original weights stay as they are.")
+
 
 def _loop(epochs: int = 50, lr: float = 1e-3, bn: bool = True, refine: bool = True) -> tuple[Param, ...]:
     """Democratic Training's training-budget knobs, shared by every fine-tuning baseline."""
@@ -161,6 +165,7 @@ def demtui_defenses() -> list[Defense]:
                       "(layer1..4 / block1..3)."),
                 Param("clp", "float", 1.2, "Threshold: clp × the spatial mean of the channel norms.", min=0,
                       min_inclusive=False),
+                RECALIBRATE_BN,
                 *SUBSET,
             ),
         ),
@@ -177,6 +182,7 @@ def demtui_defenses() -> list[Defense]:
                 Param("dr", "float", 1.5, "Decay ratio above the threshold (1 = CFN's clipping).", min=1),
                 Param("variant", "choice", "exp", "Decay: exponential (FNS-E) or Gaussian (FNS-G).",
                       choices=("exp", "gauss")),
+                RECALIBRATE_BN,
                 *SUBSET,
             ),
         ),

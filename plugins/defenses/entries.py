@@ -119,10 +119,11 @@ def _feature_norm(model: nn.Module, data: DefenseData, params: dict[str, Any], c
     t0 = time.perf_counter()
     probe_x, probe_y = data.x[:512], data.y[:512]
     before = _probe(model, probe_x, probe_y, data.num_classes)
-    wrapper, spec, clipped = feature_norm_defense(model, layers=params["layers"], clp=params["clp"], dr=dr,
-                                                  variant=variant, name=name, probe=probe_x[:256].float() / 255)
+    wrapper, spec, clipped = feature_norm_defense(
+        model, layers=params["layers"], clp=params["clp"], dr=dr, variant=variant, name=name,
+        probe=probe_x[:256].float() / 255, recalibrate=data.x.to(ctx.device) if params["recalibrate_bn"] else None)
     history = {"defense": name, "layers": spec["layers"], "clp": params["clp"], "dr": dr, "variant": variant,
-               "clipped_share": clipped, "probe_before": before,
+               "clipped_share": clipped, "bn_recalibrated": spec["bn_layers"], "probe_before": before,
                "probe_after": _probe(wrapper, probe_x, probe_y, data.num_classes),
                "seconds": round(time.perf_counter() - t0, 3), "epochs": []}
     ctx.log(f"{name}: norm guards after {', '.join(spec['layers'])}")
