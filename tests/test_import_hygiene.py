@@ -26,3 +26,21 @@ def test_headless_engine_modules_never_import_textual():
             "print('textual' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_a_source_checkout_finds_the_builtin_plugins_without_installing(tmp_path):
+    """``PYTHONPATH=.`` in a checkout (the GPU box's own python): plugins/ serves as demtui.plugins."""
+    import os
+    from pathlib import Path
+
+    import pluggy
+
+    root = Path(__file__).resolve().parent.parent
+    deps = Path(pluggy.__file__).resolve().parent.parent  # site-packages, without its .pth (editable) hooks: -S
+    code = ("import json, demtui.plugins; from demtui.registry import get_registry; "
+            "print(json.dumps([demtui.plugins.__file__, get_registry().get('defense', 'democratic').name]))")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), str(deps)])}
+    out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, check=True, env=env,
+                         cwd=tmp_path).stdout
+    path, name = json.loads(out.strip().splitlines()[-1])
+    assert Path(path) == root / "plugins" / "__init__.py" and name == "democratic"
