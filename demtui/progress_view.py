@@ -51,6 +51,8 @@ class ProgressView:
             style = {"warning": "yellow", "error": "red"}.get(event["level"], "dim")
             self.console.print(f"[{style}]{event['message']}[/]")
         elif kind == "run_failed":
-            self.console.print(f"[red]Run failed in stage {event['stage']}: {event['error']}[/]")
+            # The CLI prints the error sentence itself; say only where the run stopped.
+            self.console.print(f"[red]Stopped in stage {event['stage']}; finished stages are kept "
+                               "(fix the cause, then --resume).[/]")
         elif kind == "run_cancelled":
             self.console.print(f"[yellow]Cancelled during {event['stage']}; finished stages are kept. Re-run with --resume to continue.[/]")

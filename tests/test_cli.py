@@ -42,6 +42,14 @@ def test_bad_run_input_is_one_sentence(args: list[str], needles: list[str], tmp_
             "--set", "victim.epochs=1", *args], *needles)
 
 
+def test_a_stage_that_fails_on_bad_input_says_it_once(tmp_path: Path) -> None:
+    """The progress view names the stage; the sentence itself is printed by the CLI alone."""
+    out = _fails(["run", "--headless", "--out", str(tmp_path / "run"), "--set", "dataset.train_size=200",
+                  "--set", "victim.epochs=1", "--targets", "99"], "Target class 99")
+    assert out.count("does not exist") == 1, out
+    assert "Stopped in stage prepare" in out
+
+
 def test_missing_dataset_root_and_missing_spec(tmp_path: Path) -> None:
     _fails(["run", "--headless", "--quiet", "--out", str(tmp_path / "a"), "--dataset", "imagefolder",
             "--set", f"dataset.root={tmp_path / 'nowhere'}"], "nowhere")
