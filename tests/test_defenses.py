@@ -204,6 +204,9 @@ def test_bn_recalibration_equals_batchnorm_with_the_re_estimated_statistics(vict
         assert torch.allclose(wrapper.eval()(xt), reference.eval()(xt), rtol=1e-4, atol=1e-4)
         plain = feature_norm_defense(copy.deepcopy(model), layers="conv2,conv4", clp=1.1)[0].eval()(xt)
     assert not torch.allclose(plain, reference(xt), atol=1e-3)  # without recalibration the output differs
+    shift = wrapper.units[-1]
+    y = torch.randn(2, shift.scale.numel(), 3, 3)
+    assert torch.equal(shift.train()(y), y)  # batch statistics in train mode: nothing to correct
 
 
 def test_residual_stages_are_found_in_wrn_and_resnet() -> None:
