@@ -187,7 +187,7 @@ def defend(state: RunState) -> dict[str, Any]:
 
     save_checkpoint(result.model, state.store.root / "artifacts" / "defended.safetensors")
     ctx.emit("artifact", stage="defend", path="artifacts/defended.safetensors", kind="model")
-    state._defended = result.model.eval()
+    state._defended = result.model.to(ctx.device).eval()  # a plugin's added modules may have been built on the CPU
     return {"subset": int(n), "layer": layer_path, "wrapper": result.wrapper,
             "history": _jsonable(result.history), "path": "artifacts/defended.safetensors"}
 

@@ -209,6 +209,15 @@ def test_bn_recalibration_equals_batchnorm_with_the_re_estimated_statistics(vict
     assert torch.equal(shift.train()(y), y)  # batch statistics in train mode: nothing to correct
 
 
+def test_bn_shift_units_live_on_their_batchnorms_device() -> None:
+    """Built beside a model on CUDA, the units must be on CUDA too (meta stands in for it here)."""
+    from demtui.plugins.defenses.feature_norm import BatchNormShift
+
+    old, new = torch.nn.BatchNorm2d(4, device="meta"), torch.nn.BatchNorm2d(4, device="meta")
+    unit = BatchNormShift.between(old, new)
+    assert unit.scale.device.type == "meta" and unit.shift.device.type == "meta"
+
+
 def test_residual_stages_are_found_in_wrn_and_resnet() -> None:
     from torchvision.models import resnet18
 

@@ -88,7 +88,7 @@ class BatchNormShift(FeatureUnit):
     @classmethod
     def between(cls, old: nn.modules.batchnorm._BatchNorm, new: nn.modules.batchnorm._BatchNorm) -> "BatchNormShift":
         """The unit mapping ``old``'s eval-mode output to the output with ``new``'s running statistics."""
-        unit = cls(old.num_features)
+        unit = cls(old.num_features).to(old.running_var.device)
         sigma_old = (old.running_var.float() + old.eps).sqrt()
         sigma_new = (new.running_var.float() + new.eps).sqrt()
         gamma = old.weight.detach().float() if old.weight is not None else torch.ones_like(sigma_old)
@@ -161,7 +161,9 @@ def _batchnorms_after(model: nn.Module, guard_paths: list[str], x: torch.Tensor)
     first = min(order.index(p) for p in guard_paths)  # a hook fires when its module finishes
     seen: list[str] = []
     for n in order[first + 1:]:
-        if isinstance(model.get_submodule(n), nn.modules.batchnorm._BatchNorm) and n not in seen:
+        module = model.get_submodule(n)
+        if (isinstance(module, nn.modules.batchnorm._BatchNorm) and module.running_var is not None
+                and n not in seen):  # a BatchNorm without running statistics always uses the batch's
             seen.append(n)
     return seen
 
