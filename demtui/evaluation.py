@@ -20,7 +20,8 @@ from demtui.metrics import accuracy, adversarial_accuracy, fooling_rate, targete
 from demtui.perturbation import AdditivePerturbation, Perturbation
 
 
-def _as_float(x: torch.Tensor) -> torch.Tensor:
+def as_float(x: torch.Tensor) -> torch.Tensor:
+    """uint8 [0, 255] → float32 [0, 1]; floats pass through."""
     return x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
 
 
@@ -38,7 +39,7 @@ def predict_under(
     chunk = max(1, batch_size // max(1, len(perturbations)))
     out = []
     for start in range(0, x.shape[0], chunk):
-        xb = _as_float(x[start:start + chunk].to(ctx.device, non_blocking=True))
+        xb = as_float(x[start:start + chunk].to(ctx.device, non_blocking=True))
         views = [xb if p is None else p.apply(xb) for p in perturbations]
         with ctx.autocast():
             logits = model(torch.cat(views))
@@ -96,7 +97,7 @@ def entropies(model: nn.Module, x: torch.Tensor, paths: dict[str, str], *, batch
     acc: dict[str, list[torch.Tensor]] = {role: [] for role in paths}
     with capture_many(model, paths) as store:
         for start in range(0, x.shape[0], batch_size):
-            xb = _as_float(x[start:start + batch_size].to(ctx.device))
+            xb = as_float(x[start:start + batch_size].to(ctx.device))
             if perturbation is not None:
                 xb = perturbation.apply(xb)
             with ctx.autocast():

@@ -13,13 +13,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from demtui.evaluation import as_float  # re-exported: attacks import it from here
+
 Progress = Callable[[int, int, dict[str, Any] | None], None]
 Stop = Callable[[], bool]
 
-
-def as_float(x: torch.Tensor) -> torch.Tensor:
-    """uint8 [0, 255] → float32 [0, 1]; floats pass through."""
-    return x.float() / 255 if x.dtype == torch.uint8 else x.float()
 
 
 @torch.no_grad()

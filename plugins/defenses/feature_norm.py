@@ -34,6 +34,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from demtui.evaluation import as_float
 from demtui.plugins.defenses.wrapping import FeatureUnit, HookedWrapper, stage_layers
 
 _TINY = 1e-12
@@ -129,7 +130,6 @@ def feature_norm_defense(model: nn.Module, *, layers: str, clp: float, dr: float
     new_stats = _reestimate(staged, bn_paths, recalibrate, batch_size)
     shifts = [BatchNormShift.between(model.get_submodule(p), new_stats[p]) for p in bn_paths]
     spec["bn_layers"] = bn_paths
-    spec["bn_channels"] = [int(model.get_submodule(p).num_features) for p in bn_paths]
     return HookedWrapper(model, [*paths, *bn_paths], [*guards, *shifts]).eval(), spec, clipped
 
 
@@ -137,12 +137,8 @@ def rebuild_feature_norm(model: nn.Module, wrapper: dict[str, Any]) -> HookedWra
     guards: list[FeatureUnit] = [NormGuard(wrapper["clp"], wrapper.get("dr", 1.0), wrapper.get("variant", "exp"))
                                  for _ in wrapper["layers"]]
     bn_paths = list(wrapper.get("bn_layers", []))
-    shifts = [BatchNormShift(c) for c in wrapper.get("bn_channels", [])]
+    shifts = [BatchNormShift(model.get_submodule(p).num_features) for p in bn_paths]
     return HookedWrapper(model, [*wrapper["layers"], *bn_paths], [*guards, *shifts]).eval()
-
-
-def _as_float(x: torch.Tensor) -> torch.Tensor:
-    return x.float() / 255 if x.dtype == torch.uint8 else x.float()
 
 
 @torch.no_grad()
@@ -153,19 +149,18 @@ def _batchnorms_after(model: nn.Module, guard_paths: list[str], x: torch.Tensor)
                for n, m in model.named_modules() if n]
     was_training = model.training
     try:
-        model.eval()(_as_float(x))
+        model.eval()(as_float(x))
     finally:
         for h in handles:
             h.remove()
         model.train(was_training)
     first = min(order.index(p) for p in guard_paths)  # a hook fires when its module finishes
-    seen: list[str] = []
-    for n in order[first + 1:]:
-        module = model.get_submodule(n)
-        if (isinstance(module, nn.modules.batchnorm._BatchNorm) and module.running_var is not None
-                and n not in seen):  # a BatchNorm without running statistics always uses the batch's
-            seen.append(n)
-    return seen
+
+    def has_statistics(name: str) -> bool:  # a BatchNorm without running statistics always uses the batch's
+        module = model.get_submodule(name)
+        return isinstance(module, nn.modules.batchnorm._BatchNorm) and module.running_var is not None
+
+    return list(dict.fromkeys(n for n in order[first + 1:] if has_statistics(n)))
 
 
 @torch.no_grad()
@@ -179,7 +174,7 @@ def _reestimate(staged: HookedWrapper, bn_paths: list[str], x: torch.Tensor, bat
         bn.momentum = None  # cumulative moving average: every batch counts equally
         bn.train()
     for i in range(0, len(x), batch_size):
-        staged(_as_float(x[i:i + batch_size]))
+        staged(as_float(x[i:i + batch_size]))
     return bns
 
 
