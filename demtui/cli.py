@@ -26,10 +26,10 @@ _STATE: dict[str, Any] = {"debug": False, "registry": None}
 RegistryOpt = Annotated[Optional[Path], typer.Option("--registry", help="A registry.toml merged over the built-in one.")]
 
 
-def _stderr(message: str) -> None:
+def _stderr(message: str, markup: bool = True) -> None:
     from rich.console import Console
 
-    Console(stderr=True, highlight=False).print(message)
+    Console(stderr=True, highlight=False).print(message, markup=markup)
 
 
 def _guard(fn):
@@ -103,7 +103,11 @@ def run(
     out: Annotated[Optional[Path], typer.Option("--out", help="Run directory (default runs/<name>-<time>).")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="section.param=value, repeatable.")] = None,
     sweep: Annotated[Optional[list[str]], typer.Option("--sweep", help="section.param=v1,v2: one run per value (repeatable: every combination).")] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out, skipping finished stages.")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run (or grid) in --out, skipping finished stages.")] = False,
+    executor: Annotated[Optional[str], typer.Option("--executor", help="Where runs execute: inline (default), local, ray, slurm; see 'demtui list executors'.")] = None,
+    jobs: Annotated[Optional[int], typer.Option("--jobs", help="Runs at once (local executor; implies it).", min=1)] = None,
+    devices: Annotated[Optional[str], typer.Option("--devices", help="Devices to spread runs over, e.g. cuda:0,cuda:1 (local executor; implies it).")] = None,
+    ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="Ray cluster to join: auto, ray://HOST:10001 (implies --executor ray).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout; progress on stderr.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress view.")] = False,
     registry: RegistryOpt = None,
@@ -123,16 +127,46 @@ def run(
         base = specmod.read_spec_file(saved)
     else:
         base = specmod.quickstart_dict()
+    from demtui import launch
     from demtui import sweep as sweepmod
 
-    data, axes = sweepmod.split(specmod.merge(base, overlay))
+    data, executor_section = sweepmod.split_executor(specmod.merge(base, overlay))
+    data, axes = sweepmod.split(data)
     axes.update(sweepmod.parse_sweep_flags(sweep or []))
+    choice = launch.choose_executor(executor_section, executor, jobs, devices, ray_address)
+    registry_file = str(registry.resolve()) if registry else None
     if axes:
-        _run_sweep(data, axes, reg, out, resume=resume, quiet=quiet, as_json=as_json)
+        cells = launch.plan_cells(data, axes, reg)  # every combination valid before any runs
+        first = specmod.resolve(sweepmod.variants(data, axes)[0].data, reg)
+        root = out or Path("runs") / f"sweep-{_slug(first)}-{time.strftime('%Y%m%d-%H%M%S')}"
+        runner = launch.build_executor(choice, reg, root, registry_file=registry_file, quiet=quiet)
+        grid = launch.run_grid(root, data, axes, cells, runner, resume=resume, quiet=quiet)
+        launch.print_grid(grid, as_json)
+        if grid.status == "cancelled":
+            raise typer.Exit(130)
+        if grid.status == "failed":
+            failed = sum(c.status != "finished" for c in grid.cells)
+            _stderr(f"error: {failed} of {len(grid.cells)} runs did not finish; their reasons are in "
+                    f"{root / 'sweep.md'} (fix them, then --resume the grid).", markup=False)
+            raise typer.Exit(3)
         return
     run_spec = specmod.resolve(data, reg)
     run_dir = out or Path("runs") / f"{_slug(run_spec)}-{time.strftime('%Y%m%d-%H%M%S')}"
-    outcome = _execute(run_spec, reg, run_dir, resume=resume, quiet=quiet)
+    if not choice.inline:
+        runner = launch.build_executor(choice, reg, run_dir, registry_file=registry_file, quiet=quiet)
+        handle = launch.wait_single(runner, run_spec, run_dir, resume=resume)
+        if handle.status != "finished":
+            code = handle.returncode if handle.returncode in (2, 3, 130) else 3
+            if code != 130:
+                _stderr(f"error: {handle.message}", markup=False)
+            raise typer.Exit(code)
+        from demtui.engine import Outcome
+        from demtui.store import RunStore
+
+        results = RunStore(run_dir).results
+        outcome = Outcome(run_dir, "finished", results, results.get("summary", {}))
+    else:
+        outcome = _execute(run_spec, reg, run_dir, resume=resume, quiet=quiet)
     if as_json:
         from demtui.report import summary_json
 
@@ -140,57 +174,6 @@ def run(
     else:
         _print_tables(outcome)
     if outcome.status == "cancelled":
-        raise typer.Exit(130)
-
-
-def _run_sweep(data: dict[str, Any], axes: dict[str, list[Any]], reg: Any, out: Optional[Path], *, resume: bool,
-               quiet: bool, as_json: bool) -> None:
-    """One run directory per combination under ``out``; a sweep table at the end."""
-    from demtui import spec as specmod
-    from demtui import sweep as sweepmod
-    from demtui.errors import SpecError
-
-    def accepts(section: str, name: str) -> set[str] | None:
-        kind = specmod.COMPONENT_SECTIONS[section]
-        comp = reg.components.get(kind, {}).get(name.partition(":")[0] if kind == "model" else name)
-        return None if comp is None else {p.name for p in comp.params}
-
-    variants = sweepmod.variants(data, axes, accepts)
-    specs = [specmod.resolve(v.data, reg) for v in variants]  # every combination valid before any runs
-    root = out or Path("runs") / f"sweep-{_slug(specs[0])}-{time.strftime('%Y%m%d-%H%M%S')}"
-    if (root / "sweep.json").exists() and not resume:
-        raise SpecError(f"{root} already holds a sweep; pass --resume to continue it or choose another --out.")
-    import tomli_w
-
-    from demtui.store import atomic_write_text
-
-    root.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(root / "spec.toml", tomli_w.dumps({**data, "sweep": axes}))  # --resume re-reads it
-    entries = []
-    for variant, run_spec in zip(variants, specs, strict=True):
-        child = root / variant.label
-        if not quiet:
-            sys.stderr.write(f"sweep: {variant.label}\n")
-        outcome = _execute(run_spec, reg, child, resume=resume and child.exists(), quiet=quiet)
-        entries.append({"values": variant.values, "run_dir": str(child), "status": outcome.status,
-                        "summary": outcome.summary})
-        sweepmod.write_sweep(root, entries)
-        if outcome.status == "cancelled":
-            break
-    if as_json:
-        sys.stdout.write(json.dumps({"run_dir": str(root), "status": entries[-1]["status"], "sweep": entries}) + "\n")
-    else:
-        from rich.console import Console
-        from rich.table import Table
-
-        header, rows = sweepmod.sweep_rows(entries)
-        table = Table(title=f"Sweep — {root}")
-        for col in header:
-            table.add_column(col, justify="right")
-        for row in rows:
-            table.add_row(*row)
-        Console().print(table)
-    if entries[-1]["status"] == "cancelled":
         raise typer.Exit(130)
 
 

@@ -137,12 +137,26 @@ class Defense(Component):
     kind: ClassVar[str] = "defense"
 
 
+@dataclass(frozen=True)
+class ExecutorSource(Component):
+    """Where runs execute (local processes, Ray, SLURM, a company scheduler).
+
+    The entry is ``make(params: dict, ctx: demtui.executors.ExecutorContext) -> Executor``;
+    ``extra`` names the pip extra its code needs, for the install hint.
+    """
+
+    extra: str = ""
+    kind: ClassVar[str] = "executor"
+
+
 KINDS: dict[str, type[Component]] = {
     "model": ModelSource,
     "dataset": DatasetSource,
     "layers": LayerMap,
     "attack": Attack,
     "defense": Defense,
+    "executor": ExecutorSource,
 }
 # CLI words (plural) → kind
-KIND_WORDS = {"models": "model", "datasets": "dataset", "layers": "layers", "attacks": "attack", "defenses": "defense"}
+KIND_WORDS = {"models": "model", "datasets": "dataset", "layers": "layers", "attacks": "attack", "defenses": "defense",
+              "executors": "executor"}

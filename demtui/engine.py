@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from typing import Any
 from demtui import stages as S
 from demtui.errors import DemtuiError, RunError, SpecError
 from demtui.events import EventBus, JsonlWriter, read_events
+from demtui.lock import DirLock
 from demtui.registry import Registry
 from demtui.spec import RunSpec
 from demtui.store import RunStore, atomic_write_text
@@ -86,11 +88,22 @@ def planned_stages(spec: RunSpec) -> list[str]:
 def execute(spec: RunSpec, registry: Registry, run_dir: Path, *, resume: bool = False,
             listeners: list[Callable[[dict[str, Any]], None]] | None = None) -> Outcome:
     """Run every planned stage; returns how it ended. User errors raise DemtuiError."""
-    from demtui.context import Cancelled, RunContext, resolve_device
-    from demtui.prepare import prepare
+    from demtui.context import resolve_device
 
     device = resolve_device(spec.run["device"])  # bad devices fail before anything is written
     store = RunStore(run_dir)
+    lock = DirLock(run_dir).acquire()  # one writer per run directory, before anything is read or written
+    try:
+        return _execute_locked(spec, registry, store, device, resume, listeners or [], lock.note)
+    finally:
+        lock.release()
+
+
+def _execute_locked(spec: RunSpec, registry: Registry, store: RunStore, device: Any, resume: bool,
+                    listeners: list[Callable[[dict[str, Any]], None]], lock_note: str) -> Outcome:
+    from demtui.context import Cancelled, RunContext
+
+    run_dir = store.root
     check_run_dir(store, spec, resume)
     store.create()
     if not store.spec_path.exists():
@@ -100,16 +113,24 @@ def execute(spec: RunSpec, registry: Registry, run_dir: Path, *, resume: bool = 
     writer = JsonlWriter(store.events_path)
     bus.subscribe(writer)
     bus.subscribe(registry.emit)
-    for listener in listeners or []:
+    for listener in listeners:
         bus.subscribe(listener)
     ctx = RunContext(device=device, seed=spec.run["seed"], bus=bus, artifacts=store.artifacts)
     from demtui import __version__
+    from demtui.prepare import prepare
 
     started = time.perf_counter()
     bus.emit("run_started", spec=spec.to_dict(), device=str(device), resumed=bool(resume and store.results["stages"]),
              version=__version__, stages=["prepare", *planned_stages(spec)], pid=os.getpid(),
              host=socket.gethostname())
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    if lock_note:
+        ctx.log(lock_note[0].upper() + lock_note[1:] + ".", level="warning")
+    if spec.run.get("threads"):
+        import torch
+
+        torch.set_num_threads(spec.run["threads"])
+    in_main = threading.current_thread() is threading.main_thread()  # signal handlers only work there
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt) if in_main else None
     stage = "prepare"
     try:
         ctx.stage = stage
@@ -147,7 +168,8 @@ def execute(spec: RunSpec, registry: Registry, run_dir: Path, *, resume: bool = 
         bus.emit("run_failed", stage=stage, error=f"{type(exc).__name__}: {exc}")
         raise
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if in_main:
+            signal.signal(signal.SIGTERM, previous)
         writer.close()
 
 

@@ -52,6 +52,15 @@ def demtui_defenses() -> list[Any]:
 
 
 @hookspec
+def demtui_executors() -> list[Any]:
+    """Places to run runs (:class:`demtui.components.ExecutorSource`): ``--executor NAME``.
+
+    The record's entry builds the executor: ``make(params, ctx) -> Executor`` (see
+    :mod:`demtui.executors.base` for the interface: submit, poll, cancel, active, shutdown).
+    """
+
+
+@hookspec
 def demtui_run_event(event: dict[str, Any]) -> None:
     """Observe a run: called in the run's process for every event it emits.
 
@@ -68,4 +77,5 @@ COMPONENT_HOOKS = {
     "demtui_entropy_layers": "layers",
     "demtui_attacks": "attack",
     "demtui_defenses": "defense",
+    "demtui_executors": "executor",
 }

@@ -113,11 +113,23 @@ def needs_training(spec: RunSpec, built: BuiltModel) -> bool:
 
 
 def train_victim(spec: RunSpec, splits: DatasetSplits, built: BuiltModel, ctx: RunContext) -> dict[str, Any]:
-    """Train with the standard recipe, or load the cached result of the same recipe."""
+    """Train with the standard recipe, or load the cached result of the same recipe.
+
+    Workers of a grid that need the same victim wait for each other (a lock beside the
+    cache entry), so it is trained once and loaded by the rest.
+    """
+    from demtui.lock import waiting_lock
+
+    path = cache_dir() / "victims" / f"{victim_key(spec)}.safetensors"
+    with waiting_lock(path.with_suffix(".lock")):
+        return _train_or_load(spec, splits, built, ctx, path)
+
+
+def _train_or_load(spec: RunSpec, splits: DatasetSplits, built: BuiltModel, ctx: RunContext,
+                   path: Path) -> dict[str, Any]:
     from demtui.plugins.models.builders import load_checkpoint, save_checkpoint
     from demtui.training import train_classifier
 
-    path = cache_dir() / "victims" / f"{victim_key(spec)}.safetensors"
     meta_path = path.with_suffix(".json")
     if path.exists() and meta_path.exists():
         load_checkpoint(built.module, path)

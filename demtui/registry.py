@@ -234,7 +234,8 @@ class Registry:
 
 
 def _plural(kind: str) -> str:
-    return {"layers": "layers", "model": "models", "dataset": "datasets", "attack": "attacks", "defense": "defenses"}[kind]
+    return {"layers": "layers", "model": "models", "dataset": "datasets", "attack": "attacks", "defense": "defenses",
+            "executor": "executors"}[kind]
 
 
 def _strict() -> bool:

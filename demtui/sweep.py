@@ -6,17 +6,16 @@ component (``defense.name=democratic,pgd-at,trades``): that is how the paper's a
 defense tables come out of one command. A swept component starts from its own defaults
 and keeps only those of the base section's parameters it accepts. Every combination
 becomes a normal run directory under the sweep's directory (so each can be resumed,
-reported and opened in the TUI), and the sweep writes ``sweep.json`` and ``sweep.md``
-with one row per combination. All combinations are validated before anything runs.
+reported and opened in the TUI); :mod:`demtui.grid` runs them through an executor and
+writes ``sweep.json`` and ``sweep.md`` with one row per combination. All combinations
+are validated before anything runs.
 """
 
 from __future__ import annotations
 
 import itertools
-import json
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable
 
 from demtui.errors import SpecError
@@ -42,6 +41,14 @@ def parse_sweep_flags(items: list[str]) -> dict[str, list[Any]]:
             raise SpecError(f"--sweep {item!r} must look like section.param=v1,v2, e.g. attack.eps=4/255,8/255.")
         out[key.strip()] = vals
     return out
+
+
+def split_executor(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Separate the ``[executor]`` table (where runs execute, never part of what they compute)."""
+    section = data.get("executor", {})
+    if not isinstance(section, dict):
+        raise SpecError("Spec section 'executor' must be a table, e.g. [executor] with name = \"local\".")
+    return {k: v for k, v in data.items() if k != "executor"}, dict(section)
 
 
 def split(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list[Any]]]:
@@ -93,29 +100,3 @@ def variants(base: dict[str, Any], axes: dict[str, list[Any]], accepts: Accepts 
                 over[section] = {**{k: v for k, v in current.items() if k in known}, **values_}
         out.append(Variant(_label(values), values, merge(base, over)))
     return out
-
-
-def sweep_rows(entries: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
-    """Table header and rows (one per combination) for sweep.md and the console."""
-    keys = list(entries[0]["values"]) if entries else []
-    metrics = ("cacc_before", "cacc_after", "sr_before", "sr_after", "aacc_before", "aacc_after", "delta_cacc",
-               "secondary_sr")
-    header = [*keys, "status", *metrics]
-
-    def fmt(v: Any) -> str:
-        return "—" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
-
-    rows = [[str(e["values"][k]) for k in keys] + [e["status"]] + [fmt(e["summary"].get(m)) for m in metrics]
-            for e in entries]
-    return header, rows
-
-
-def write_sweep(run_dir: Path, entries: list[dict[str, Any]]) -> None:
-    from demtui.store import atomic_write_text
-
-    header, rows = sweep_rows(entries)
-    lines = ["# demtui sweep", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    lines += ["", "Each row is a full run directory next to this file (`demtui report DIR` for its details)."]
-    atomic_write_text(run_dir / "sweep.md", "\n".join(lines) + "\n")
-    atomic_write_text(run_dir / "sweep.json", json.dumps({"sweep": entries}, indent=2))

@@ -19,8 +19,8 @@ from textual.widgets import DataTable, Input, Select, Tree
 from demtui.spec import merge, parse_set, quickstart_dict, resolve
 from demtui.tui.app import DemtuiApp, make_app
 from demtui.tui.compose_pane import ComposePane
-from demtui.tui.devices import Device
-from demtui.tui.executor import LocalProcessExecutor
+from demtui.devices import Device
+from demtui.executors.local import LocalProcessExecutor
 from demtui.tui.forms import ParamForm
 from demtui.tui.history_pane import CompareScreen, HistoryPane
 from demtui.tui.plots import HistogramPlot

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from demtui.tui.app import make_app
-from demtui.tui.devices import Device
+from demtui.devices import Device
 from demtui.tui.sample import write_sample_run
 
 SIZE = (100, 30)

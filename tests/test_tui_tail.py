@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from demtui.events import EventTail
-from demtui.tui.executor import CANCELLED, FAILED, FINISHED, QUEUED, RUNNING, LocalProcessExecutor, default_command
+from demtui.executors.base import CANCELLED, FAILED, FINISHED, QUEUED, RUNNING
+from demtui.executors.local import LocalProcessExecutor, default_command
 from demtui.tui.runinfo import compare_table, export_compare, read_run_info, scan_runs, to_csv, to_markdown
 from demtui.tui.runview import RunView
 from demtui.tui.sample import write_sample_run
@@ -200,17 +201,17 @@ def test_executor_kill_and_command_line(tmp_path: Path) -> None:
     ex = LocalProcessExecutor(command=_fake(lambda d: "slow"))
     h = ex.submit(None, tmp_path / "k", device="cpu")
     _wait(ex, lambda: "working" in (tmp_path / "k" / "run.log").read_text())
-    h._proc.send_signal(signal.SIGKILL)  # the process dies under us
+    h._job.send_signal(signal.SIGKILL)  # the process dies under us
     _wait(ex, lambda: h.status == FAILED)
     assert "killed by signal 9" in h.message
     cmd = default_command(tmp_path / "r", tmp_path / "r" / "submitted.toml", "cpu", False)
     assert cmd[3:] == ["run", "--headless", "--quiet", "--out", str(tmp_path / "r"), "--spec",
-                       str(tmp_path / "r" / "submitted.toml")]
+                       str(tmp_path / "r" / "submitted.toml"), "--device", "cpu"]
     assert default_command(tmp_path / "r", None, "cuda:0", True)[-3:] == ["--resume", "--device", "cuda:0"]
 
 
 def test_gpus_are_found_with_nvidia_smi_without_torch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from demtui.tui.devices import detect_devices
+    from demtui.devices import detect_devices
 
     fake = tmp_path / "nvidia-smi"
     fake.write_text("#!/bin/sh\necho 'GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-aaa)'\n"

@@ -26,8 +26,9 @@ from textual.worker import get_current_worker
 from demtui.errors import DemtuiError
 from demtui.events import EventTail
 from demtui.tui.compose_pane import ComposePane
-from demtui.tui.devices import Device, detect_devices
-from demtui.tui.executor import ACTIVE, CANCELLED, FAILED, QUEUED, RUNNING, LocalProcessExecutor, RunHandle, device_key
+from demtui.devices import Device, detect_devices
+from demtui.executors.base import ACTIVE, CANCELLED, FAILED, QUEUED, RUNNING, RunHandle
+from demtui.executors.local import LocalProcessExecutor, device_key
 from demtui.tui.history_pane import HistoryPane
 from demtui.tui.runinfo import is_run_dir
 from demtui.tui.runview import RunView

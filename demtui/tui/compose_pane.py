@@ -33,7 +33,7 @@ from demtui.spec import (
     read_spec_file,
     resolve,
 )
-from demtui.tui.devices import Device
+from demtui.devices import Device
 from demtui.tui.forms import ParamForm, text_of
 
 PICKED = ("model", "dataset", "attack", "defense")

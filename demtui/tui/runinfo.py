@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from demtui.report import summary_rows
+from demtui.executors.base import log_tail
 
 TAIL_BYTES = 64 * 1024
 
@@ -148,18 +149,6 @@ def partial_summary(results: dict[str, Any], spec: dict[str, Any]) -> dict[str, 
             "sr_before": mean("attack", key), "sr_after": mean("evaluate", key),
             "aacc_before": mean("attack", "aacc"), "aacc_after": mean("evaluate", "aacc"),
             "secondary_sr": mean("secondary", key)}
-
-
-def log_tail(path: Path, lines: int = 5) -> str:
-    """The last non-empty lines of a run.log (where a crashed process said why)."""
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(max(0, os.fstat(fh.fileno()).st_size - 8192))
-            text = fh.read().decode("utf-8", errors="replace")
-    except OSError:
-        return ""
-    kept = [ln.rstrip() for ln in text.splitlines() if ln.strip()]
-    return "\n".join(kept[-lines:])
 
 
 # -- compare and export ---------------------------------------------------------------------
