@@ -49,6 +49,11 @@ def craft(attack: Component, generate: Any, model: nn.Module, data: AttackData, 
     return pert, record
 
 
+#: Said when a defense that declares no subset parameters fails: it got no images, on purpose.
+NO_SUBSET_HINT = ("it received no repair images because it declares no subset parameters: add "
+                  "demtui.api.subset_params() to its params, or fix or update the plugin")
+
+
 def subset_size(defense: Defense, params: dict[str, Any], train_size: int) -> int:
     """Images in the repair subset: only from the subset parameters the defense declares (else 0)."""
     declared = set(defense.params.names())

@@ -48,8 +48,8 @@ error = ""
 try:
     if args["source"] == "local":
         from pathlib import Path
-        from demtui.registry import _import_local
-        plugin = _import_local(args["ref"], Path(args["base_dir"]))
+        from demtui.plugin_sources import import_local
+        plugin = import_local(args["ref"], Path(args["base_dir"]))
     else:
         import importlib
         module, _, attr = args["ref"].partition(":")

@@ -14,60 +14,26 @@ from __future__ import annotations
 
 import fnmatch
 import importlib
-import importlib.util
 import os
 import sys
-import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from importlib import metadata
+from dataclasses import replace
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pluggy
 
 from demtui import hookspecs
-from demtui.components import KINDS, Component, LayerMap, ModelSource, Provider
+from demtui.components import KINDS, Component, LayerMap, ModelSource
 from demtui.config import RegistryConfig, load_config
 from demtui.errors import DemtuiError, PluginError, UnknownComponentError, did_you_mean
 from demtui.names import NameTable, plural, split_ref
 from demtui.params import deferred_checks
+from demtui.plugin_sources import (ENTRY_POINT_GROUP, PluginRecord, entry_point_plugins, full_trace,  # noqa: F401
+                                   import_local, import_problem, local_record, where_raised)
 
-ENTRY_POINT_GROUP = "demtui"
 #: Statuses that mean "look at this plugin": `list` and `run` warn, strict mode fails.
 BROKEN = ("failed", "partial", "empty")
-
-
-@dataclass
-class PluginRecord:
-    """What `demtui plugins` shows for one plugin."""
-
-    name: str
-    source: str  # builtin | local | entrypoint
-    package: str = ""
-    version: str = ""
-    status: str = "ok"  # ok | failed | partial | empty | disabled
-    problems: list[str] = field(default_factory=list)
-    provides: list[str] = field(default_factory=list)
-    qualifier: str = ""
-    entry_point: str = ""
-    module: str = ""
-    folder: str = ""
-    traces: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-    def provider(self) -> Provider:
-        return Provider(plugin=self.name, source=self.source, qualifier=self.qualifier or self.name,
-                        distribution=self.package, version=self.version, entry_point=self.entry_point,
-                        module=self.module, folder=self.folder)
-
-    def problem(self, message: str, trace: str = "") -> None:
-        self.problems.append(message)
-        if trace:
-            self.traces.append(trace)
 
 
 class Registry:
@@ -90,10 +56,10 @@ class Registry:
             record = PluginRecord(name=module_name, source="builtin", qualifier="builtin", module=module_name)
             self._load_one(record, lambda m=module_name: importlib.import_module(m))
         for ref in self.config.local:
-            record = _local_record(ref)
-            self._load_one(record, lambda r=ref: _import_local(r, self.config.base_dir))
+            record = local_record(ref)
+            self._load_one(record, lambda r=ref: import_local(r, self.config.base_dir))
         if entry_points and os.environ.get("DEMTUI_NO_PLUGINS", "") in ("", "0"):
-            for record, loader in _entry_point_plugins():
+            for record, loader in entry_point_plugins():
                 self._load_one(record, loader)
         self._collect()
         if _strict() and self.broken():
@@ -115,7 +81,7 @@ class Registry:
             plugin = loader()
         except Exception as exc:  # a broken plugin must never break the rest
             record.status = "failed"
-            record.problem(_import_problem(record, exc), _trace(exc))
+            record.problem(import_problem(record, exc), full_trace(exc))
             return
         api = getattr(plugin, "DEMTUI_API", hookspecs.API_VERSION)
         if api != hookspecs.API_VERSION:
@@ -159,7 +125,7 @@ class Registry:
                         items = impls[0].function()
                 except Exception as exc:
                     record.problem(f"plugin '{record.name}' hook {hook_name} raised {type(exc).__name__}: {exc}"
-                                   f"{_where(exc)}; its other hooks still load.", _trace(exc))
+                                   f"{where_raised(exc)}; its other hooks still load.", full_trace(exc))
                     continue
                 self._add_items(items, kind, hook_name, record)
             if any(c.name == "demtui_run_event" for c in self.pm.get_hookcallers(plugin) or []):
@@ -315,104 +281,6 @@ def _settle_status(record: PluginRecord) -> None:
 
 def _strict() -> bool:
     return os.environ.get("DEMTUI_STRICT_PLUGINS", "") not in ("", "0")
-
-
-def _trace(exc: BaseException) -> str:
-    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-
-
-def _where(exc: BaseException) -> str:
-    """`` (at file.py:12)``: the innermost frame of the plugin's own code (not demtui's core, pluggy or importlib)."""
-    core = Path(__file__).resolve().parent
-    frames = [f for f in traceback.extract_tb(exc.__traceback__)
-              if not f.filename.startswith("<") and Path(f.filename).resolve().parent != core
-              and "pluggy" not in Path(f.filename).parts and "importlib" not in Path(f.filename).parts]
-    if isinstance(exc, SyntaxError) and exc.filename:
-        return f" (at {exc.filename}:{exc.lineno})"
-    return f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
-
-
-def _import_problem(record: PluginRecord, exc: BaseException) -> str:
-    text = f"plugin '{record.name}' failed to import: {type(exc).__name__}: {exc}"
-    if isinstance(exc, SyntaxError):
-        return f"{text}; fix the syntax error."
-    if isinstance(exc, ModuleNotFoundError) and exc.name:
-        own = record.module and (exc.name == record.module or record.module.startswith(exc.name + "."))
-        if own and record.source == "entrypoint":
-            return f"{text}; the installed distribution {record.package} lacks its own module: reinstall it."
-        if not own and record.source == "local" and record.folder:
-            return f"{text}{_where(exc)}; install '{exc.name}', or put it next to the plugin file in {record.folder}."
-        if not own:
-            return f"{text}{_where(exc)}; install '{exc.name}', which the plugin needs."
-        return f"{text}; check the module name in registry.toml."
-    return text + _where(exc) + "."
-
-
-def _entry_point_plugins() -> list[tuple[PluginRecord, Callable[[], Any]]]:
-    """Every plugin entry point, sorted, with unique names (the same every time, whatever the install order)."""
-    try:
-        eps = list(metadata.entry_points(group=ENTRY_POINT_GROUP))
-    except Exception:  # broken metadata in the environment must not stop demtui
-        return []
-
-    def dist_of(ep: metadata.EntryPoint) -> tuple[str, str]:
-        dist = getattr(ep, "dist", None)
-        return (dist.name, dist.version) if dist is not None else ("", "")
-
-    eps.sort(key=lambda ep: (dist_of(ep)[0].lower(), ep.name, ep.value))
-    unique, out = {}, []
-    for ep in eps:
-        unique[ep.name] = unique.get(ep.name, 0) + 1
-    seen: set[tuple[str, str, str]] = set()
-    for ep in eps:
-        package, version = dist_of(ep)
-        key = (package.lower(), ep.name, ep.value)
-        if key in seen:  # the same distribution found twice on sys.path
-            continue
-        seen.add(key)
-        clash = unique[ep.name] > 1
-        name = f"{package}:{ep.name}" if clash and package else ep.name
-        record = PluginRecord(name=name, source="entrypoint", package=package, version=version,
-                              qualifier=package if clash and package else ep.name,
-                              entry_point=f"{ep.name} = {ep.value}", module=ep.value.partition(":")[0])
-        out.append((record, ep.load))
-    return out
-
-
-def _local_record(ref: str) -> PluginRecord:
-    if ref.endswith(".py"):
-        path = Path(ref)
-        return PluginRecord(name=ref, source="local", qualifier=path.stem, module=f"demtui_local_{path.stem}",
-                            folder=str(path.parent))
-    return PluginRecord(name=ref, source="local", qualifier=ref, module=ref)
-
-
-def _import_local(ref: str, base_dir: Path) -> ModuleType:
-    """A local plugin is a module name or a path to a .py file (relative to its registry).
-
-    A file's folder goes on ``sys.path`` (appended: it never shadows an installed package),
-    so the file and its entry callables can import modules that sit next to it.
-    """
-    if not ref.endswith(".py"):
-        return importlib.import_module(ref)
-    path = Path(ref).expanduser()
-    path = path if path.is_absolute() else base_dir / path
-    if not path.is_file():
-        raise FileNotFoundError(f"no such file {path}")
-    folder = str(path.parent.resolve())
-    if folder not in sys.path:
-        sys.path.append(folder)
-    mod_name = f"demtui_local_{path.stem}"
-    spec = importlib.util.spec_from_file_location(mod_name, path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[mod_name] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        sys.modules.pop(mod_name, None)
-        raise
-    return module
 
 
 _CACHE: dict[tuple, Registry] = {}

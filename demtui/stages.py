@@ -185,7 +185,7 @@ def defend(state: RunState) -> dict[str, Any]:
     x, y = x.to(ctx.device), y.to(ctx.device)
     uaps = boundary.known_uaps(state, component, x, y, layer_path) if component.known_uaps else []
     data = DefenseData(x=x, y=y, num_classes=len(prep.classes), layer=layer_path, targets=list(prep.targets), uaps=uaps)
-    with blame(component, "applying the defense"):
+    with blame(component, "applying the defense", hint="" if n else boundary.NO_SUBSET_HINT):
         result = apply(copy.deepcopy(prep.built.module), data, params, ctx)
     if not isinstance(result, DefenseResult):
         raise plugin_error(component, "applying the defense", TypeError(f"it returned {type(result).__name__}"),

@@ -140,3 +140,17 @@ def test_budget_checks_hand_computed() -> None:
         check_perturbation(_attack(), NaNs(), {"eps": eps}, probe)
     with pytest.raises(BudgetError, match="not a Perturbation"):
         check_perturbation(_attack(), torch.zeros(3), {"eps": eps}, probe)
+
+
+def test_a_resumed_run_refuses_components_from_another_plugin() -> None:
+    from demtui.errors import SpecError
+    from demtui.provenance import compare
+
+    saved = {"attack": {"name": "fgsm-uap", "plugin": "example", "distribution": "demtui-plugin-example",
+                        "version": "0.1.0"}}
+    assert compare(saved, {"attack": dict(saved["attack"])}) == []
+    newer = {"attack": {**saved["attack"], "version": "0.2.0"}}
+    assert "continues with version 0.2.0" in compare(saved, newer)[0]
+    other = {"attack": {**saved["attack"], "plugin": "rival", "distribution": "demtui-rival"}}
+    with pytest.raises(SpecError, match="came from plugin 'example'.*now resolves to plugin 'rival'"):
+        compare(saved, other)

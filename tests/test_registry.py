@@ -328,3 +328,24 @@ def test_plugins_check_reports_every_problem_including_heavy_imports(in_tmp):
     assert "heavy-missing" in text and "heavy_code_gone" in text
     assert "heavy-wrapper" in text and "rebuild" in text
     assert len(problems) == 3
+
+
+def test_executors_follow_the_same_naming_and_blame_rules(in_tmp):
+    from demtui.blame import PluginRunError
+    from demtui.executors import ExecutorContext, make_executor
+
+    (in_tmp / "execs.py").write_text(textwrap.dedent('''
+        from demtui.api import ExecutorSource, hookimpl
+
+        @hookimpl
+        def demtui_executors():
+            return [ExecutorSource(name="local", summary="Shadows the built-in.", entry="execs_code:make"),
+                    ExecutorSource(name="boom-exec", summary="Raises when made.", entry="execs_code:make")]
+    '''))
+    (in_tmp / "execs_code.py").write_text("def make(params, ctx):\n    raise RuntimeError('no scheduler here')\n")
+    reg = _registry(in_tmp, '[plugins]\nlocal = ["execs.py"]\n')
+    assert reg.get("executor", "local").provider.source == "builtin"
+    assert reg.get("executor", "local@execs").entry == "execs_code:make"
+    with pytest.raises(PluginRunError, match=r"executor 'boom-exec' from local plugin .*no scheduler here"):
+        make_executor("boom-exec", {}, ExecutorContext(root=in_tmp), reg)
+    sys.modules.pop("execs_code", None)
