@@ -151,11 +151,12 @@ def print_grid(grid: Any, as_json: bool) -> None:
     from rich.table import Table
 
     header, rows = table_rows(entries)
+    keep = [i for i, col in enumerate(header) if any(r[i] not in ("—", "") for r in rows)]  # drop empty columns
     table = Table(title=f"Sweep — {grid.root}")
-    for col in header:
-        table.add_column(col, justify="left" if col == "note" else "right")
+    for i in keep:
+        table.add_column(header[i], justify="left" if header[i] == "note" else "right")
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*(row[i] for i in keep))
     Console().print(table)
 
 
