@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from demtui.executors.base import ACTIVE, CANCELLED, FAILED, FINISHED, RunHandle
-from demtui.lock import DirLock
+from demtui.lock import DirLock, holder_if_locked
 from demtui.store import atomic_write_text
 
 MANIFEST = "sweep.json"
@@ -146,6 +146,12 @@ class Grid:
             if cell.status == FINISHED:
                 continue
             run_dir = self.root / cell.label
+            holder = holder_if_locked(run_dir)
+            if holder is not None:  # a live process still writes it (e.g. a run of a killed driver)
+                cell.status, cell.attempts = FAILED, 0
+                cell.message = (f"bad input: {run_dir} is being written by {holder.describe()}; wait for it to "
+                                "finish or stop it, then --resume the grid")
+                continue
             exists = (run_dir / "spec.toml").exists()
             handle = self.executor.submit(cell.spec_toml, run_dir, device=cell.device, resume=exists,
                                           label=cell.label)
@@ -161,6 +167,8 @@ class Grid:
 
     def _update(self, handle: RunHandle) -> None:
         cell = next(c for c in self.cells if c.label == handle.label)
+        if cell.status == FAILED and handle.label not in self._handles:
+            return
         before = (cell.status, cell.message, cell.attempts)
         cell.status, cell.attempts = handle.status, handle.attempts
         cell.message = handle.message if handle.status != FINISHED else ""
