@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from demtui.executors.base import ACTIVE, CANCELLED, FAILED, FINISHED, RunHandle
-from demtui.lock import DirLock
+from demtui.lock import DirLock, holder_if_locked
 from demtui.store import atomic_write_text
 
 MANIFEST = "sweep.json"
@@ -85,7 +85,8 @@ class Grid:
     """Drives ``cells`` through ``executor`` into ``root``; ``on_change`` hears every update."""
 
     def __init__(self, root: Path, cells: list[Cell], executor: Any, *, axes: dict[str, list[Any]],
-                 on_change: Callable[["Grid", Cell], None] | None = None, poll_seconds: float = 0.2) -> None:
+                 on_change: Callable[["Grid", Cell], None] | None = None, poll_seconds: float = 0.2,
+                 extra: dict[str, Any] | None = None) -> None:
         self.root = Path(root)
         self.cells = cells
         self.executor = executor
@@ -93,6 +94,7 @@ class Grid:
         self.on_change = on_change
         self.poll_seconds = poll_seconds
         self.status = "running"
+        self.extra = extra or {}  # more top-level manifest keys (e.g. "table" for a reproduction)
         self._handles: dict[str, RunHandle] = {}
 
     # -- driving -----------------------------------------------------------------------------
@@ -144,6 +146,12 @@ class Grid:
             if cell.status == FINISHED:
                 continue
             run_dir = self.root / cell.label
+            holder = holder_if_locked(run_dir)
+            if holder is not None:  # a live process still writes it (e.g. a run of a killed driver)
+                cell.status, cell.attempts = FAILED, 0
+                cell.message = (f"bad input: {run_dir} is being written by {holder.describe()}; wait for it to "
+                                "finish or stop it, then --resume the grid")
+                continue
             exists = (run_dir / "spec.toml").exists()
             handle = self.executor.submit(cell.spec_toml, run_dir, device=cell.device, resume=exists,
                                           label=cell.label)
@@ -159,6 +167,8 @@ class Grid:
 
     def _update(self, handle: RunHandle) -> None:
         cell = next(c for c in self.cells if c.label == handle.label)
+        if cell.status == FAILED and handle.label not in self._handles:
+            return
         before = (cell.status, cell.message, cell.attempts)
         cell.status, cell.attempts = handle.status, handle.attempts
         cell.message = handle.message if handle.status != FINISHED else ""
@@ -182,7 +192,7 @@ class Grid:
         manifest = {"version": MANIFEST_VERSION, "kind": "grid", "status": self.status,
                     "executor": getattr(self.executor, "name", type(self.executor).__name__),
                     "axes": self.axes, "overhead_s_median": statistics.median(overheads) if overheads else None,
-                    "sweep": entries}
+                    **self.extra, "sweep": entries}
         atomic_write_text(self.root / MANIFEST, json.dumps(manifest, indent=2, default=str, allow_nan=False))
         write_table(self.root, entries)
 
@@ -230,3 +240,14 @@ def write_table(root: Path, entries: list[dict[str, Any]]) -> None:
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     lines += ["", "Each row is a full run directory next to this file (`demtui report DIR` for its details)."]
     atomic_write_text(root / TABLE, "\n".join(lines) + "\n")
+
+
+def rebuild_table(root: Path) -> Path:
+    """Redo sweep.md from the manifest, refreshing each cell's summary from its run directory."""
+    data = json.loads((root / MANIFEST).read_text(encoding="utf-8"))
+    entries = data.get("sweep", [])
+    for entry in entries:
+        run_dir = root / entry["label"] if "label" in entry else Path(entry["run_dir"])
+        entry["summary"] = finished_summary(run_dir) or _partial_summary(run_dir) or entry.get("summary")
+    write_table(root, entries)
+    return root / TABLE

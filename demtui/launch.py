@@ -96,19 +96,24 @@ def plan_cells(data: dict[str, Any], axes: dict[str, list[Any]], registry: Any) 
     return cells
 
 
-def run_grid(root: Path, data: dict[str, Any], axes: dict[str, list[Any]], cells: list[Any], executor: Any, *,
-             resume: bool, quiet: bool) -> Any:
-    """Drive the grid; the grid folder's spec.toml (base spec + axes) lets --resume re-plan it."""
+def write_sweep_spec(root: Path, data: dict[str, Any], axes: dict[str, list[Any]], resume: bool) -> None:
+    """The grid folder's spec.toml (base spec + axes): what --resume re-plans the sweep from."""
     import tomli_w
 
-    from demtui.grid import Grid
     from demtui.store import atomic_write_text
 
     if (root / "sweep.json").exists() and not resume:
         raise SpecError(f"{root} already holds a sweep; pass --resume to continue it or choose another --out.")
     root.mkdir(parents=True, exist_ok=True)
     atomic_write_text(root / "spec.toml", tomli_w.dumps({**data, "sweep": axes}))
-    grid = Grid(root, cells, executor, axes=axes, on_change=None if quiet else _print_change)
+
+
+def run_grid(root: Path, cells: list[Any], executor: Any, *, axes: dict[str, list[Any]], resume: bool,
+             quiet: bool, extra: dict[str, Any] | None = None) -> Any:
+    """Drive the cells through the executor, printing a line per change unless quiet."""
+    from demtui.grid import Grid
+
+    grid = Grid(root, cells, executor, axes=axes, on_change=None if quiet else _print_change, extra=extra)
     started = time.time()
     if not quiet:
         sys.stderr.write(f"grid: {len(cells)} runs in {root} on executor '{executor.name}'\n")
@@ -146,11 +151,12 @@ def print_grid(grid: Any, as_json: bool) -> None:
     from rich.table import Table
 
     header, rows = table_rows(entries)
+    keep = [i for i, col in enumerate(header) if any(r[i] not in ("—", "") for r in rows)]  # drop empty columns
     table = Table(title=f"Sweep — {grid.root}")
-    for col in header:
-        table.add_column(col, justify="left" if col == "note" else "right")
+    for i in keep:
+        table.add_column(header[i], justify="left" if header[i] == "note" else "right")
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*(row[i] for i in keep))
     Console().print(table)
 
 

@@ -9,16 +9,19 @@ import sys, json
 from typer.testing import CliRunner
 from demtui.cli import app
 runner = CliRunner()
-for args in (["--help"], ["plugins"], ["list"], ["show", "df-uap"], ["plugins", "--json"]):
+for args in (["--help"], ["plugins"], ["list"], ["show", "df-uap"], ["plugins", "--json"], ["show", "ray"],
+             ["list", "executors"], ["reproduce", "--list"], ["run", "--help"]):
     result = runner.invoke(app, args)
     assert result.exit_code == 0, (args, result.output)
-print(json.dumps({m: m in sys.modules for m in ("torch", "torchvision", "timm", "textual")}))
+print(json.dumps({m: m in sys.modules for m in HEAVY}))
 """
+HEAVY = ("torch", "torchvision", "timm", "textual", "ray", "submitit")
 
 
-def test_catalogue_commands_never_import_torch_or_textual():
-    out = subprocess.run([sys.executable, "-c", CHECK], capture_output=True, text=True, check=True).stdout
-    assert json.loads(out.strip().splitlines()[-1]) == {"torch": False, "torchvision": False, "timm": False, "textual": False}
+def test_catalogue_commands_never_import_torch_textual_or_executors():
+    out = subprocess.run([sys.executable, "-c", f"HEAVY = {HEAVY!r}\n" + CHECK], capture_output=True, text=True,
+                         check=True).stdout
+    assert json.loads(out.strip().splitlines()[-1]) == dict.fromkeys(HEAVY, False)
 
 
 def test_headless_engine_modules_never_import_textual():

@@ -23,7 +23,9 @@ QUEUED, RUNNING, FINISHED, FAILED, CANCELLED = "queued", "running", "finished", 
 ACTIVE = (QUEUED, RUNNING)
 DONE = (FINISHED, FAILED, CANCELLED)
 SUBMITTED_SPEC = "submitted.toml"
-EXIT_MEANING = {1: "internal error", 2: "bad input", 3: "run failed", 130: "cancelled"}
+#: A worker that died without answering, after its retries (EX_TEMPFAIL: trying again may work).
+LOST = 75
+EXIT_MEANING = {1: "internal error", 2: "bad input", 3: "run failed", LOST: "worker lost", 130: "cancelled"}
 #: Exit codes that mean the same input would fail again: never retried.
 NOT_RETRIED = (1, 2, 3)
 

@@ -46,6 +46,16 @@ def default_command(run_dir: Path, spec_file: Path | None, device: str, resume: 
     return cmd
 
 
+def _term_on_parent_death() -> None:
+    """In the child, before exec: SIGTERM when the parent dies (Linux), so a killed grid driver
+    does not leave orphans writing its runs; SIGTERM is the engine's clean cancel."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 class LocalProcessExecutor:
     """Processes on this host, queued per device.
 
@@ -59,7 +69,7 @@ class LocalProcessExecutor:
 
     def __init__(self, jobs: int = 0, devices: list[str] | None = None, per_device: int = 1, gpus: int = 0,
                  env: dict[str, str] | None = None, command: Command = default_command,
-                 kill_after: float = 20.0, max_retries: int = 0) -> None:
+                 kill_after: float = 20.0, max_retries: int = 0, die_with_parent: bool = False) -> None:
         self.jobs = jobs
         self.devices = [device_key(d, gpus) for d in devices or []]
         self.per_device = per_device
@@ -68,6 +78,7 @@ class LocalProcessExecutor:
         self.command = command
         self.kill_after = kill_after
         self.max_retries = max_retries
+        self.die_with_parent = die_with_parent  # a grid's runs stop (cleanly) if its driver is killed
         self.handles: list[RunHandle] = []
 
     def submit(self, spec_toml: str | None, run_dir: Path, *, device: str = "auto", resume: bool = False,
@@ -133,7 +144,8 @@ class LocalProcessExecutor:
                 log.write(f"$ {' '.join(cmd)}\n".encode())
                 log.flush()
                 h._job = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                          env=self.env, start_new_session=True)
+                                          env=self.env, start_new_session=True,
+                                          preexec_fn=_term_on_parent_death if self.die_with_parent else None)
         except OSError as exc:
             h.finish(1, f"could not start the run process: {exc}")
             return

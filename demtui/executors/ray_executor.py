@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from demtui.errors import DemtuiError
-from demtui.executors.base import (ACTIVE, CANCELLED, QUEUED, RUNNING, ExecutorError, RunHandle,
+from demtui.executors.base import (ACTIVE, CANCELLED, LOST, QUEUED, RUNNING, ExecutorError, RunHandle,
                                    write_submitted_spec)
 from demtui.executors.worker import probe_path, run_job
 
@@ -39,6 +39,17 @@ def _ray(local: bool):
     return ray
 
 
+def _no_uv_runtime_env() -> None:
+    """Also when Ray was imported before us (its switch is read at import): a private Ray's
+    workers run this very interpreter, nothing needs shipping."""
+    try:
+        from ray._private import ray_constants
+
+        ray_constants.RAY_ENABLE_UV_RUN_RUNTIME_ENV = False
+    except (ImportError, AttributeError):  # a future Ray without the switch
+        pass
+
+
 class RayExecutor:
     name = "ray"
 
@@ -52,8 +63,10 @@ class RayExecutor:
                                       "configure_logging": False}
             if address:
                 kwargs["address"] = address
-            elif local_cpus:
-                kwargs["num_cpus"] = local_cpus
+            else:
+                _no_uv_runtime_env()
+                if local_cpus:
+                    kwargs["num_cpus"] = local_cpus
             try:
                 ray.init(**kwargs)
             except ConnectionError as exc:
@@ -147,8 +160,7 @@ class RayExecutor:
             return
         except RayError as exc:
             lost = type(exc).__name__
-            h.finish(1, f"the Ray worker was lost ({lost}) after {h.attempts} attempt(s); --resume continues "
-                        "from its finished stages")
+            h.finish(LOST, f"{lost} after {h.attempts} attempt(s); --resume continues from its finished stages")
             return
         h.pid, h.summary = result.get("pid"), result.get("summary")
         h.finish(result["returncode"], "" if result["returncode"] in (0, 130) else result["message"])

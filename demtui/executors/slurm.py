@@ -24,7 +24,8 @@ try:
 except ImportError:  # pragma: no cover - exercised through make()
     submitit = None  # type: ignore[assignment]
 
-from demtui.executors.base import ACTIVE, CANCELLED, QUEUED, RUNNING, ExecutorError, RunHandle, write_submitted_spec
+from demtui.executors.base import (ACTIVE, CANCELLED, LOST, QUEUED, RUNNING, ExecutorError, RunHandle,
+                                   write_submitted_spec)
 from demtui.executors.worker import run_job
 
 INSTALL = "install it with `uv sync --extra slurm` (or `pip install 'demtui[slurm]'`)"
@@ -122,8 +123,8 @@ class SlurmExecutor:
                 h.message = f"job died ({job.state}); resubmitted as job {h._job.job_id} to continue"
             else:
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                h.finish(1, f"SLURM job {job.job_id} ended without a result ({job.state}: {first[:200]}); "
-                            f"its log is under {self.folder}")
+                h.finish(LOST, f"SLURM job {job.job_id} ended without a result ({job.state}: {first[:200]}); "
+                               f"its log is under {self.folder}")
             return
         h.pid, h.summary = result.get("pid"), result.get("summary")
         h.finish(result["returncode"], "" if result["returncode"] in (0, 130) else result["message"])

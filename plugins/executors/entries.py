@@ -33,7 +33,7 @@ def local(params: dict[str, Any], ctx: ExecutorContext):
         env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // cpu_runs))
     return LocalProcessExecutor(jobs=jobs, devices=devices, per_device=per_device, gpus=len(gpus), env=env,
                                 max_retries=int(params.get("max_retries", 1)),
-                                command=_command(ctx.registry_file))
+                                command=_command(ctx.registry_file), die_with_parent=True)
 
 
 def _command(registry_file: str | None):
