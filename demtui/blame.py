@@ -148,10 +148,11 @@ def import_error(component: Any, exc: BaseException) -> PluginRunError:
     action = f"importing its code {entry!r}"
     if isinstance(exc, ModuleNotFoundError) and exc.name:
         own = exc.name == module_name or module_name.startswith(exc.name + ".")
-        if own and source == "local":
-            folder = provider.folder or "its folder"
+        if own and source == "local" and provider.folder:
             hint = (f"no module '{exc.name}' is importable: put {exc.name.split('.')[0]}.py (or the package) in "
-                    f"{folder}, which demtui puts on sys.path for local plugins, or fix the entry")
+                    f"{provider.folder}, which demtui puts on sys.path for local plugins, or fix the entry")
+        elif own and source == "local":
+            hint = f"no module '{exc.name}' is importable from sys.path: fix the entry or make the module importable"
         elif own and source == "entrypoint":
             hint = (f"its module '{exc.name}' is missing from the installed distribution: reinstall "
                     f"{provider.distribution or provider.plugin} or fix the entry")

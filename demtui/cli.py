@@ -447,7 +447,6 @@ def show(name: Annotated[str, typer.Argument(help="A component name, e.g. df-uap
     from rich.table import Table
 
     from demtui.errors import UnknownComponentError, did_you_mean
-
     from demtui.names import split_ref
 
     reg = _registry(registry)

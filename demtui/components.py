@@ -59,8 +59,8 @@ class Provider:
             return f"built-in plugin '{self.plugin}'"
         if self.source == "local":
             return f"local plugin '{self.plugin}'"
-        dist = f" ({self.distribution} {self.version})".rstrip() if self.distribution else ""
-        return f"plugin '{self.plugin}'{dist.replace(' )', ')')}"
+        dist = " ".join(v for v in (self.distribution, self.version) if v)
+        return f"plugin '{self.plugin}'" + (f" ({dist})" if dist else "")
 
     def as_dict(self) -> dict[str, str]:
         return {"plugin": self.plugin, "source": self.source, "qualifier": self.qualifier,
