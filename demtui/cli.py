@@ -41,9 +41,13 @@ def _guard(fn):
         try:
             return fn(*args, **kwargs)
         except DemtuiError as exc:
-            if _STATE["debug"]:
+            trace = getattr(exc, "trace", "")  # a plugin's failure carries the plugin's own traceback
+            if _STATE["debug"] and not trace:
                 raise
-            _stderr(f"[red]error:[/] {exc}")
+            if _STATE["debug"]:
+                _stderr(trace.rstrip(), markup=False)
+            label = "internal error:" if exc.exit_code == 1 else "error:"
+            _stderr(f"[red]{label}[/] {_escape(str(exc))}")
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             _stderr("[yellow]Interrupted.[/]")
@@ -81,10 +85,25 @@ def main_callback(
         run_tui()
 
 
-def _registry(path: Path | None):
-    from demtui.registry import get_registry
+def _escape(text: str) -> str:
+    from rich.markup import escape
 
-    return get_registry(path)
+    return escape(text)
+
+
+def _registry(path: Path | None, warn: bool = False):
+    """The shared registry; with ``warn``, one line on stderr when plugins did not load cleanly."""
+    from demtui.registry import describe_broken, get_registry
+
+    reg = get_registry(path)
+    line = describe_broken(reg) if warn else ""
+    if line:
+        _stderr(f"[yellow]warning:[/] {_escape(line)}")
+        if _STATE["debug"]:
+            for rec in reg.broken():
+                for trace in rec.traces:
+                    _stderr(trace.rstrip(), markup=False)
+    return reg
 
 
 @app.command()
@@ -115,7 +134,7 @@ def run(
     """Run a spec (default: the offline quickstart) and print the Before/After table."""
     from demtui import spec as specmod
 
-    reg = _registry(registry)
+    reg = _registry(registry, warn=True)
     if resume and out is None:
         raise DemtuiError("--resume needs --out pointing at the run directory to continue.")
     overlay = _flag_overlay(model, dataset, attack, defense, targets, layer, device, seed)
@@ -351,13 +370,34 @@ def train(
 @_guard
 def plugins(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    check: Annotated[bool, typer.Option("--check", help="Also import every plugin in a fresh interpreter (it must not "
+                                                       "import torch) and load every component's code; report every "
+                                                       "problem and exit 2 if there is one.")] = False,
     registry: RegistryOpt = None,
 ) -> None:
     """Show every plugin, where it came from, what it provides and any problem."""
     reg = _registry(registry)
+    problems: list[str] = []
+    if check:
+        from demtui.plugin_check import check_registry
+
+        problems = check_registry(reg)
     if as_json:
-        typer.echo(json.dumps({"plugins": [p.as_dict() for p in reg.plugins], "registry_files": reg.config.sources}, indent=2))
-        return
+        doc: dict[str, Any] = {"plugins": [p.as_dict() for p in reg.plugins], "registry_files": reg.config.sources}
+        if check:
+            doc["check"] = problems
+        typer.echo(json.dumps(doc, indent=2))
+    else:
+        _plugins_table(reg)
+    if check:
+        for problem in problems:
+            _stderr(f"[red]problem:[/] {_escape(problem)}")
+        if problems:
+            raise typer.Exit(2)
+        _stderr("Every plugin passed the checks.", markup=False)
+
+
+def _plugins_table(reg: Any) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -365,11 +405,17 @@ def plugins(
     for col in ("Plugin", "Source", "Status", "Provides / problem"):
         table.add_column(col)
     for p in reg.plugins:
-        detail = "; ".join(p.problems) if p.problems else ", ".join(p.provides)
-        style = {"failed": "red", "partial": "yellow", "disabled": "dim"}.get(p.status, "")
+        detail = "; ".join(p.problems + ([", ".join(p.provides)] if p.provides and p.problems else []))
+        detail = detail or ", ".join(p.provides)
+        style = {"failed": "red", "partial": "yellow", "empty": "yellow", "disabled": "dim"}.get(p.status, "")
         source = p.source + (f" ({p.package} {p.version})" if p.package else "")
-        table.add_row(p.name, source, f"[{style}]{p.status}[/]" if style else p.status, detail)
+        table.add_row(p.name, source, f"[{style}]{p.status}[/]" if style else p.status, _escape(detail))
     Console().print(table)
+    if _STATE["debug"]:
+        for p in reg.plugins:
+            for trace in p.traces:
+                _stderr(f"--- {p.name}", markup=False)
+                _stderr(trace.rstrip(), markup=False)
 
 
 @app.command("list")
@@ -383,14 +429,14 @@ def list_(
     from demtui.components import KIND_WORDS
     from demtui.errors import SpecError, did_you_mean
 
-    reg = _registry(registry)
+    reg = _registry(registry, warn=True)
     if kind is not None and kind not in KIND_WORDS:
         raise SpecError(f"Unknown kind '{kind}'." + did_you_mean(kind, KIND_WORDS) + f" Use one of {', '.join(KIND_WORDS)}.")
     for word, k in KIND_WORDS.items():
         if kind is None or kind == word:
             typer.echo(f"{word}:")
             for comp in reg.list(k, pattern):
-                typer.echo(f"  {comp.name:<14} {comp.summary}")
+                typer.echo(f"  {reg.ref_of(comp):<14} {comp.summary}")
 
 
 @app.command()
@@ -401,19 +447,22 @@ def show(name: Annotated[str, typer.Argument(help="A component name, e.g. df-uap
     from rich.table import Table
 
     from demtui.errors import UnknownComponentError, did_you_mean
+    from demtui.names import split_ref
 
     reg = _registry(registry)
-    found = reg.find(name.partition(":")[0])
+    base, qualifier = split_ref(name)
+    found = reg.find(base.partition(":")[0] + (f"@{qualifier}" if qualifier else ""))
     if not found:
         raise UnknownComponentError(f"No component is called '{name}'." + did_you_mean(name, reg.all_names())
                                     + " Run 'demtui list' to see them all.")
     console = Console()
     for comp in found:
-        console.print(f"[bold]{comp.name}[/] ({comp.kind}, from plugin {reg.owner(comp.kind, comp.name)}): {comp.summary}")
+        origin = comp.provider.describe() if comp.provider else "no plugin"
+        console.print(f"[bold]{_escape(reg.ref_of(comp))}[/] ({comp.kind}, from {_escape(origin)}): {_escape(comp.summary)}")
         if comp.help:
             console.print(comp.help)
         for label, value in _extras(comp):
-            console.print(f"  {label}: {value}")
+            console.print(f"  {label}: {_escape(value)}")
         if len(comp.params):
             table = Table(show_header=True)
             for col in ("Param", "Type", "Default", "Range", "Help"):
@@ -425,10 +474,19 @@ def show(name: Annotated[str, typer.Argument(help="A component name, e.g. df-uap
 
 def _extras(comp: Any) -> list[tuple[str, str]]:
     out = []
-    for field in ("family", "examples", "offline", "targeted", "untargeted", "threat", "changes", "matches", "repair"):
+    for field in ("family", "examples", "offline", "targeted", "untargeted", "threat", "budget_param", "changes",
+                  "known_uaps", "rebuild", "matches", "repair"):
         if hasattr(comp, field):
             value = getattr(comp, field)
-            out.append((field, ", ".join(value) if isinstance(value, tuple) else str(value)))
+            if field == "rebuild" and not value:
+                continue
+            out.append((field.replace("_param", ""), ", ".join(value) if isinstance(value, tuple) else str(value)))
+    if hasattr(comp, "engine_params"):
+        out.append(("engine reads", ", ".join(comp.engine_params()) or "none (no repair subset)"))
+    for rule in getattr(comp.params, "rules", ()):
+        out.append(("rule", rule.message))
+    if comp.provider and comp.provider.distribution:
+        out.append(("distribution", f"{comp.provider.distribution} {comp.provider.version}"))
     if hasattr(comp, "layers") and isinstance(getattr(comp, "layers"), tuple):
         out.append(("layers", ", ".join(f"{r}={p}" for r, p in comp.layers)))
     return out
@@ -476,7 +534,8 @@ def new_plugin(
     from demtui.scaffold import new_plugin as scaffold
 
     root = scaffold(name, directory)
-    typer.echo(f"Created {root}. Next: pip install -e {root} && demtui list attacks && pytest {root}")
+    typer.echo(f"Created {root}. Next, in the project that uses demtui: 'uv add --editable {root}' (kept by uv sync; "
+               f"or 'pip install -e {root}'), then 'demtui list attacks' and 'pytest {root}'.")
 
 
 def main() -> None:

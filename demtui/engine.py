@@ -105,9 +105,15 @@ def _execute_locked(spec: RunSpec, registry: Registry, store: RunStore, device: 
 
     run_dir = store.root
     check_run_dir(store, spec, resume)
+    from demtui import provenance
+
+    providers = provenance.providers_for(spec, registry)
+    provider_notes = provenance.compare(store.results.get("providers") or {}, providers) if store.exists() else []
     store.create()
     if not store.spec_path.exists():
-        atomic_write_text(store.spec_path, spec.to_toml())
+        atomic_write_text(store.spec_path, provenance.toml_comment(providers) + spec.to_toml())
+    store.results["providers"] = providers
+    store.flush()
     run_id = run_dir.name + "-" + uuid.uuid4().hex[:6]
     bus = EventBus(run_id=run_id, seq=len(read_events(store.events_path, strict=False)))
     writer = JsonlWriter(store.events_path)
@@ -125,6 +131,8 @@ def _execute_locked(spec: RunSpec, registry: Registry, store: RunStore, device: 
              host=socket.gethostname())
     if lock_note:
         ctx.log(lock_note[0].upper() + lock_note[1:] + ".", level="warning")
+    for note in provider_notes:
+        ctx.log(note, level="warning")
     if spec.run.get("threads"):
         import torch
 
@@ -136,6 +144,9 @@ def _execute_locked(spec: RunSpec, registry: Registry, store: RunStore, device: 
         ctx.stage = stage
         t0 = time.perf_counter()
         bus.emit("stage_started", stage=stage)
+        from demtui.boundary import preload
+
+        preload(spec, registry)  # every component's code imports (and a wrapper's rebuild exists) before any work
         prep = prepare(spec, registry, ctx)
         bus.emit("stage_finished", stage=stage, seconds=round(time.perf_counter() - t0, 3),
                  summary={"classes": len(prep.classes), "targets": prep.targets, "layer": prep.layer, **prep.info})
@@ -162,9 +173,15 @@ def _execute_locked(spec: RunSpec, registry: Registry, store: RunStore, device: 
         bus.emit("run_cancelled", stage=stage)
         return Outcome(run_dir, "cancelled", store.results, summarise(spec, store.results))
     except DemtuiError as exc:
+        _log_trace(bus, exc)
         bus.emit("run_failed", stage=stage, error=str(exc))
         raise
     except Exception as exc:
+        blamed = _blame(exc, spec, registry, stage)  # plugin code innermost on the stack: name the plugin
+        if blamed is not None:
+            _log_trace(bus, blamed)
+            bus.emit("run_failed", stage=stage, error=str(blamed))
+            raise blamed from exc
         bus.emit("run_failed", stage=stage, error=f"{type(exc).__name__}: {exc}")
         raise
     finally:
@@ -175,6 +192,30 @@ def _execute_locked(spec: RunSpec, registry: Registry, store: RunStore, device: 
 
 def _raise_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
+
+
+#: Which component a stage's own code runs most (ties between components of one package).
+_STAGE_KINDS = {"prepare": ("model", "dataset"), "baseline": ("model",), "attack": ("attack", "model"),
+                "analyse": ("attack", "model"), "defend": ("defense", "model"), "evaluate": ("defense", "attack"),
+                "secondary": ("attack", "defense")}
+
+
+def _blame(exc: Exception, spec: RunSpec, registry: Registry, stage: str) -> Any:
+    from demtui.blame import attribute
+    from demtui.boundary import run_components
+
+    try:
+        components = run_components(spec, registry)
+    except DemtuiError:
+        return None
+    return attribute(exc, components, stage, prefer=_STAGE_KINDS.get(stage, ()))
+
+
+def _log_trace(bus: EventBus, exc: BaseException) -> None:
+    """A plugin's failure: its sentence and its own traceback go to the run's log (events.jsonl)."""
+    trace = getattr(exc, "trace", "")
+    if trace:
+        bus.emit("log", level="error", message=str(exc), trace=trace)
 
 
 def stage_headline(stage: str, result: dict[str, Any]) -> dict[str, Any]:

@@ -1,11 +1,16 @@
 """The entire plugin contract, hook by hook.
 
-A plugin is any module (or object) with functions marked ``@hookimpl`` whose names match
-these specs. Built-ins in ``demtui.plugins`` register through exactly these hooks.
+A plugin is any module (or object) with functions marked ``@hookimpl`` (import it from
+``demtui.api``, or from here) whose names match these specs; an unmarked ``demtui_*``
+function is reported, never silently ignored. Built-ins in ``demtui.plugins`` register
+through exactly these hooks.
 
 Component hooks take no arguments and return a list of records from
-``demtui.components``. They are called once per plugin when the registry loads, so they
-must be cheap and must not import torch: put heavy code behind each record's ``entry``.
+``demtui.components`` (re-exported by ``demtui.api``). They are called once per plugin
+when the registry loads, so they must be cheap and must not import torch (``demtui
+plugins --check`` verifies it in a fresh interpreter): put heavy code behind each
+record's ``entry``. Each record is checked on its own: a broken one is reported by name
+and the plugin's other records still load.
 """
 
 from __future__ import annotations
@@ -15,7 +20,8 @@ from typing import Any
 import pluggy
 
 PROJECT = "demtui"
-#: Bumped on any incompatible change to these hooks or the component records.
+#: Bumped only on an incompatible change to these hooks, the component records or the names
+#: of demtui.api (adding a hook, a record field with a default or an API name is not breaking).
 #: A plugin may declare ``DEMTUI_API = N`` at module level; a mismatch is reported.
 API_VERSION = 1
 

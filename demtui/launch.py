@@ -84,9 +84,14 @@ def plan_cells(data: dict[str, Any], axes: dict[str, list[Any]], registry: Any) 
     from demtui.grid import Cell
 
     def accepts(section: str, name: str) -> set[str] | None:
+        from demtui.errors import DemtuiError
+
         kind = specmod.COMPONENT_SECTIONS[section]
-        comp = registry.components.get(kind, {}).get(name.partition(":")[0] if kind == "model" else name)
-        return None if comp is None else {p.name for p in comp.params}
+        try:  # registry lookups understand name@plugin references too
+            comp = registry.model_source(name)[0] if kind == "model" else registry.get(kind, name)
+        except DemtuiError:
+            return None
+        return {p.name for p in comp.params}
 
     cells = []
     for variant in sweepmod.variants(data, axes, accepts):

@@ -7,8 +7,10 @@ this module never imports torch.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Literal
@@ -16,6 +18,24 @@ from typing import Any, Literal
 from demtui.errors import ParamError, did_you_mean
 
 ParamType = Literal["int", "float", "bool", "str", "choice", "ints"]
+
+#: Set by the registry while it calls a plugin's hooks: record problems instead of raising,
+#: so one bad record is reported by name and the plugin's other records still load.
+_DEFERRED: contextvars.ContextVar[bool] = contextvars.ContextVar("demtui_deferred_checks", default=False)
+
+
+@contextlib.contextmanager
+def deferred_checks() -> Iterator[None]:
+    """Inside this block, invalid Params and component records note their problem instead of raising."""
+    token = _DEFERRED.set(True)
+    try:
+        yield
+    finally:
+        _DEFERRED.reset(token)
+
+
+def checks_deferred() -> bool:
+    return _DEFERRED.get()
 
 
 @dataclass(frozen=True)
@@ -31,10 +51,22 @@ class Param:
     min_inclusive: bool = True
     choices: tuple[str, ...] = ()
     nullable: bool = False
+    #: Why this Param is unusable (set only while checks are deferred, see deferred_checks), else "".
+    problem: str = field(default="", init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if not self.name.replace("_", "").isalnum():
+        try:
+            self._check_declaration()
+        except ParamError as exc:
+            if not checks_deferred():
+                raise
+            object.__setattr__(self, "problem", str(exc))
+
+    def _check_declaration(self) -> None:
+        if not isinstance(self.name, str) or not self.name.replace("_", "").isalnum():
             raise ParamError(f"Parameter name '{self.name}' must be letters, digits and underscores.")
+        if self.type not in _CONVERTERS:
+            raise ParamError(f"Parameter '{self.name}' has type {self.type!r}; use one of {', '.join(_CONVERTERS)}.")
         if self.type == "choice" and not self.choices:
             raise ParamError(f"Parameter '{self.name}' is a choice but lists no choices.")
         if self.default is not None or not self.nullable:
@@ -150,10 +182,24 @@ _TYPE_WORDS = {
 
 
 @dataclass(frozen=True)
+class Rule:
+    """A check across a component's parameters, run whenever a full set is validated (spec time).
+
+    ``check(values) -> bool`` gets the coerced values and returns True when they are fine;
+    ``message`` says what is required and may name values, e.g. ``"kernel must be odd, got {kernel}"``.
+    Rules are plain functions in the plugin's metadata module (no torch).
+    """
+
+    message: str
+    check: Callable[[dict[str, Any]], bool]
+
+
+@dataclass(frozen=True)
 class ParamSchema:
     """An ordered set of Params with validation of a whole mapping at once."""
 
     params: tuple[Param, ...] = field(default_factory=tuple)
+    rules: tuple[Rule, ...] = ()
 
     def __iter__(self):
         return iter(self.params)
@@ -179,7 +225,9 @@ class ParamSchema:
                 new.append(_replace_default(p, p.coerce(overrides[p.name], owner)))
             else:
                 new.append(p)
-        return ParamSchema(tuple(new))
+        out = ParamSchema(tuple(new), self.rules)
+        out.validate({}, owner=owner)  # the new defaults must still satisfy the rules
+        return out
 
     def validate(self, values: Mapping[str, Any], owner: str = "", fill: bool = True) -> dict[str, Any]:
         """Coerce every value; unknown names suggest the closest known one."""
@@ -194,7 +242,22 @@ class ParamSchema:
                     + f" Known parameters: {known}."
                 )
             out[key] = param.coerce(value, owner)
+        if fill:
+            self.check_rules(out, owner)
         return out
+
+    def check_rules(self, values: Mapping[str, Any], owner: str = "") -> None:
+        """Raise a ParamError sentence for the first rule the full ``values`` break."""
+        for rule in self.rules:
+            try:
+                ok = rule.check(dict(values))
+                text = rule.message.format(**values)
+            except Exception as exc:  # a rule is plugin code: say so instead of crashing
+                raise ParamError(f"A parameter rule of '{owner or 'this component'}' ({rule.message!r}) raised "
+                                 f"{type(exc).__name__}: {exc}; fix the rule in its plugin.") from None
+            if not ok:
+                where = f" of '{owner}'" if owner else ""
+                raise ParamError(f"Parameters{where} break a rule: {text}.")
 
 
 def _replace_default(p: Param, default: Any) -> Param:
@@ -203,6 +266,6 @@ def _replace_default(p: Param, default: Any) -> Param:
     return replace(p, default=default)
 
 
-def schema(*params: Param) -> ParamSchema:
-    """Shorthand used by plugins: ``params=schema(Param(...), Param(...))``."""
-    return ParamSchema(tuple(params))
+def schema(*params: Param, rules: Iterable[Rule] = ()) -> ParamSchema:
+    """Shorthand used by plugins: ``params=schema(Param(...), Param(...), rules=[Rule(...)])``."""
+    return ParamSchema(tuple(params), tuple(rules))

@@ -102,6 +102,20 @@ def load_perturbation(path: str | Path) -> Perturbation:
     return _KINDS[kind].from_saved(tensors, json.loads(header.get("meta", "{}")))
 
 
+def project_linf(delta: torch.Tensor, eps: float) -> torch.Tensor:
+    """δ projected onto the L∞ ball of radius ``eps`` (elementwise clamp): call it after every step.
+
+    The engine checks every additive perturbation against the attack's ``eps`` (docs/plugins.md,
+    "Budgets"); projecting in float32 keeps δ inside it exactly.
+    """
+    return delta.float().clamp(-float(eps), float(eps))
+
+
+def project_image(x: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
+    """x + δ kept in the valid image range [0, 1] (what ``AdditivePerturbation.apply`` returns)."""
+    return (x + delta).clamp(0.0, 1.0)
+
+
 class AdditivePerturbation(Perturbation):
     """x ↦ clamp(x + δ, 0, 1) with ‖δ‖∞ ≤ eps: the classic L∞ UAP."""
 

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from demtui.blame import blame
 from demtui.components import ROLES
 from demtui.context import RunContext
 from demtui.contracts import BuiltModel, DatasetSplits
@@ -51,13 +52,17 @@ def cache_dir() -> Path:
 
 def load_dataset(spec: RunSpec, registry: Registry, ctx: RunContext) -> DatasetSplits:
     source = registry.get("dataset", spec.dataset.name)
-    return source.load()(dict(spec.dataset.params), ctx)
+    load = source.load()
+    with blame(source, "loading the dataset"):
+        return load(dict(spec.dataset.params), ctx)
 
 
 def build_model(spec: RunSpec, registry: Registry, num_classes: int, ctx: RunContext) -> BuiltModel:
     """Build the architecture and load weights from a checkpoint when one is given."""
     source, arch = registry.model_source(spec.model.name)
-    built: BuiltModel = source.load()(arch, num_classes, dict(spec.model.params), ctx)
+    build = source.load()
+    with blame(source, f"building the model '{spec.model.name}'"):
+        built: BuiltModel = build(arch, num_classes, dict(spec.model.params), ctx)
     checkpoint = spec.model.params.get("checkpoint")
     if checkpoint:
         from demtui.plugins.models.builders import load_checkpoint

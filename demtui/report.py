@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from demtui.provenance import markdown_rows
 from demtui.store import RunStore, atomic_write_text
 
 
@@ -85,6 +86,8 @@ def render_markdown(spec_dict: dict[str, Any], results: dict[str, Any], summary:
         "## Layer-wise entropy (Eq. 5, mean nats)",
         "Clean inputs, UAP-perturbed inputs and the UAP alone (means over targets); gap = RQ1's relative drop.",
         _md_table(("Role", "Layer", "Phase", "Clean", "Perturbed", "UAP alone", "Gap"), entropy_rows(results)),
+        "## Components", _md_table(("Section", "Component", "Plugin", "Distribution", "Version", "Code"),
+                                   markdown_rows(results)),
         "## Stage times (s)",
         _md_table(("Stage", "Seconds"), [(k, _f(v.get("seconds"), 1)) for k, v in results.get("stages", {}).items()]),
         "UAPs and the defended weights are in `artifacts/` (safetensors, with PNG previews);"

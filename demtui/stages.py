@@ -18,6 +18,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from demtui import boundary
+from demtui.blame import blame, plugin_error
 from demtui.context import RunContext
 from demtui.contracts import AttackData, DefenseData, DefenseResult
 from demtui.errors import RunError
@@ -81,7 +83,8 @@ def baseline(state: RunState) -> dict[str, Any]:
 def _craft(state: RunState, model: nn.Module, stage: str) -> dict[str, Any]:
     """Craft one UAP per key against ``model``; saves each as soon as it is done."""
     spec, ctx, prep = state.spec, state.ctx, state.prep
-    generate = state.registry.get("attack", spec.attack.name).load()
+    component = state.registry.get("attack", spec.attack.name)
+    generate = component.load()
     data = AttackData(x=prep.x_attack, y=prep.y_attack, num_classes=len(prep.classes), layer=prep.layer)
     done = state.store.partial(stage)
     clean = state.clean_pred(model)
@@ -89,16 +92,15 @@ def _craft(state: RunState, model: nn.Module, stage: str) -> dict[str, Any]:
         if key in done:
             continue
         ctx.log(f"{stage}: crafting {spec.attack.name} UAP for {_label(state, key)} ({i + 1}/{len(state.keys)})")
-        pert = generate(model, data, state.target_of(key), dict(spec.attack.params), ctx)
-        if not isinstance(pert, Perturbation):
-            raise RunError(f"Attack '{spec.attack.name}' returned {type(pert).__name__}, not a Perturbation; "
-                           "fix or update the attack plugin.")
+        pert, budget = boundary.craft(component, generate, model, data, state.target_of(key),
+                                      spec.attack.params, ctx, _label(state, key))
         rel = f"artifacts/uap_{stage}_{key}.safetensors"
-        pert.save(state.store.root / rel)
-        _save_preview(pert, state.store.root / rel.replace(".safetensors", ".png"))
+        with blame(component, "saving the perturbation it returned"):
+            pert.save(state.store.root / rel)
+            _save_preview(pert, state.store.root / rel.replace(".safetensors", ".png"))
         adv = predict_under(model, prep.x_eval, [pert], batch_size=spec.run["batch_size"], ctx=ctx)[0]
         metrics = attack_metrics(clean, adv, prep.y_eval, state.target_of(key))
-        entry = {"path": rel, "metrics": metrics, "linf": getattr(pert, "linf", lambda: None)()}
+        entry = {"path": rel, "metrics": metrics, "linf": getattr(pert, "linf", lambda: None)(), "budget": budget}
         ctx.emit("result", phase=stage, target=key, metrics=metrics)
         ctx.emit("artifact", stage=stage, path=rel, kind="uap")
         state.store.save_partial(stage, key, entry)
@@ -169,26 +171,33 @@ def remap_layers(model: nn.Module, layers: dict[str, str]) -> dict[str, str]:
 def defend(state: RunState) -> dict[str, Any]:
     spec, ctx, prep = state.spec, state.ctx, state.prep
     assert spec.defense is not None
-    apply = state.registry.get("defense", spec.defense.name).load()
+    component = state.registry.get("defense", spec.defense.name)
+    apply = component.load()
     params = dict(spec.defense.params)
-    n = params.get("subset_size") or max(1, round(params.get("subset_fraction", 0.05) * len(prep.splits.train)))
+    n = boundary.subset_size(component, params, len(prep.splits.train))  # declared subset params only
     from demtui.data import take_subset
 
-    x, y = take_subset(prep.splits.train, n, seed=spec.run["seed"] + 41)
-    layer = params.get("layer") or ""
-    layer_path = prep.layers.get(layer, layer) if layer else prep.layer
-    data = DefenseData(x=x.to(ctx.device), y=y.to(ctx.device), num_classes=len(prep.classes), layer=layer_path,
-                       targets=list(prep.targets))
-    result = apply(copy.deepcopy(prep.built.module), data, params, ctx)
+    if n:
+        x, y = take_subset(prep.splits.train, n, seed=spec.run["seed"] + 41)
+    else:  # the defense declares no subset parameters: no images, never a hidden default share
+        x, y = boundary.empty_subset(prep.x_eval, ctx.device)
+    layer_path = boundary.defense_layer(component, params, prep.layers, prep.layer)
+    x, y = x.to(ctx.device), y.to(ctx.device)
+    uaps = boundary.known_uaps(state, component, x, y, layer_path) if component.known_uaps else []
+    data = DefenseData(x=x, y=y, num_classes=len(prep.classes), layer=layer_path, targets=list(prep.targets), uaps=uaps)
+    with blame(component, "applying the defense", hint="" if n else boundary.NO_SUBSET_HINT):
+        result = apply(copy.deepcopy(prep.built.module), data, params, ctx)
     if not isinstance(result, DefenseResult):
-        raise RunError(f"Defense '{spec.defense.name}' returned {type(result).__name__}, not a DefenseResult; "
-                       "fix or update the defense plugin.")
+        raise plugin_error(component, "applying the defense", TypeError(f"it returned {type(result).__name__}"),
+                           hint="return a demtui.api.DefenseResult(model=..., history=..., wrapper=...)")
+    result.model = result.model.to(ctx.device)  # a plugin's added modules may have been built on the CPU
+    boundary.check_defended(component, result.model, prep.x_attack[:4].float() / 255, len(prep.classes))
     from demtui.plugins.models.builders import save_checkpoint
 
     save_checkpoint(result.model, state.store.root / "artifacts" / "defended.safetensors")
     ctx.emit("artifact", stage="defend", path="artifacts/defended.safetensors", kind="model")
     state._defended = result.model.to(ctx.device).eval()  # a plugin's added modules may have been built on the CPU
-    return {"subset": int(n), "layer": layer_path, "wrapper": result.wrapper,
+    return {"subset": int(n), "layer": layer_path, "wrapper": result.wrapper, "known_uaps": len(uaps),
             "history": _jsonable(result.history), "path": "artifacts/defended.safetensors"}
 
 
@@ -197,11 +206,10 @@ def load_defended(state: RunState) -> nn.Module:
     if saved is None:
         raise RunError("The defend stage has not finished; re-run without skipping it.")
     if saved.get("wrapper"):
-        apply = state.registry.get("defense", state.spec.defense.name).load()  # type: ignore[union-attr]
-        rebuild = getattr(apply, "rebuild", None)
-        if rebuild is None:
-            raise RunError(f"Defense '{state.spec.defense.name}' cannot rebuild its saved wrapper; re-run the defend stage.")  # type: ignore[union-attr]
-        model = rebuild(copy.deepcopy(state.prep.built.module), saved["wrapper"])
+        component = state.registry.get("defense", state.spec.defense.name)  # type: ignore[union-attr]
+        rebuild = component.load_rebuild()
+        with blame(component, "rebuilding its saved wrapper"):
+            model = rebuild(copy.deepcopy(state.prep.built.module), saved["wrapper"])
     else:
         model = copy.deepcopy(state.prep.built.module)
     from demtui.plugins.models.builders import load_checkpoint

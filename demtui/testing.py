@@ -1,16 +1,21 @@
 """Contract checks for plugin authors: run them in your own test suite.
 
-    from demtui.testing import check_attack, check_defense, check_metadata, tiny_victim
+    from demtui.testing import check_attack, check_defense, check_light_import, check_metadata
 
     def test_my_attack_honours_the_contract():
         check_attack("my-uap")                       # from the registry, small budget
     def test_my_defense_honours_the_contract():
         check_defense("my-defense")
+    def test_metadata():
+        check_metadata("my-uap", kind="attack")      # or pass the record itself
+    def test_hooks_stay_light():
+        check_light_import("my_plugin")              # importing it does not import torch
 
 Each check raises ``ContractError`` naming the component, the broken rule and the fix.
 They run on CPU in seconds: the victim is a width-8 SmallCNN trained for a few epochs
 on the built-in offline ``shapes`` data (cached per process). The built-in plugins pass
-every check (tests/test_contracts.py).
+every check (tests/test_contracts.py). ``check_attack`` measures the perturbation with
+the engine's own budget check (:mod:`demtui.budget`), whatever its class.
 
 Importing this module is cheap; torch is imported when a check runs.
 """
@@ -26,7 +31,9 @@ from demtui.components import Attack, Component, Defense
 from demtui.errors import DemtuiError
 from demtui.params import ParamSchema
 
-#: Parameters that scale cost; checks cut them to a small value so a check takes seconds.
+#: Parameters that scale cost (iterations, epochs, …): the checks cut each one a component
+#: declares down to this value (or its declared minimum), so a check takes seconds. Name your
+#: cost knobs like these and the checks stay fast; pass ``params=`` to a check to set others.
 BUDGET_PARAMS = {"iterations": 8, "epochs": 1, "steps": 2, "refine_epochs": 0, "train_steps": 4, "runs": 1,
                  "reverse_steps": 2, "max_passes": 1, "inner_steps": 2, "outer_iterations": 2, "passes": 1,
                  "max_iter": 3, "subset_size": 64, "batch_size": 16}
@@ -59,34 +66,52 @@ def _registry():
     return get_registry()
 
 
-def _component(kind: str, ref: str | Component) -> Component:
+def _component(kind: str | None, ref: str | Component) -> Component:
+    """The record itself, or the one the registry knows as ``ref`` (``name`` or ``name@plugin``)."""
     if isinstance(ref, Component):
         return ref
+    registry = _registry()
     try:
-        return _registry().get(kind, ref)
+        if kind is not None:
+            return registry.get(kind, ref)
+        found = registry.find(ref)
     except DemtuiError as exc:
         raise ContractError(str(exc)) from None
+    if len(found) != 1:
+        what = "no component" if not found else f"{len(found)} components ({', '.join(c.kind for c in found)})"
+        raise ContractError(f"'{ref}' names {what}; pass kind='attack' (or another kind) or the record itself.")
+    return found[0]
 
 
-def check_metadata(component: Component) -> None:
-    """Name, summary, parameter defaults and the entry callable are usable."""
-    import re
+def check_metadata(component: str | Component, kind: str | None = None) -> None:
+    """Name, summary, parameter defaults and rules, the entry callable and (wrappers) rebuild are usable.
 
-    if not re.fullmatch(r"[a-z0-9][a-z0-9._:-]*", component.name):
-        _fail(component, "has a name that is not lower-case letters, digits, '.', '_', ':' or '-'", "rename it")
+    ``component`` is a record, or a name the registry knows (``kind`` narrows it).
+    """
+    from demtui.components import Defense
+
+    component = _component(kind, component)
+    problems = component.check()
+    if problems:
+        _fail(component, f"has a broken record ({problems[0]})", "fix the record in the plugin's hook")
     if not component.summary or len(component.summary) > 160:
         _fail(component, "needs a one-line summary of at most 160 characters", "write one")
-    try:
-        component.params.validate(component.params.defaults(), owner=component.name)
-    except DemtuiError as exc:
-        _fail(component, f"has defaults its own schema rejects ({exc})", "fix the Param defaults")
     if component.entry:
         try:
-            fn = component.load()
+            component.load()
+            if isinstance(component, Defense) and component.wraps:
+                component.load_rebuild()
         except DemtuiError as exc:
-            _fail(component, f"cannot load its entry ({exc})", "fix the 'module:callable' entry")
-        if not callable(fn):
-            _fail(component, "has an entry that is not callable", "point entry at a function")
+            _fail(component, f"cannot load its code ({exc})", "fix the 'module:callable' entry")
+
+
+def check_light_import(module: str) -> None:
+    """Importing ``module`` and calling its hooks in a fresh interpreter does not import torch (timm, torchvision)."""
+    from demtui.plugin_check import light_import_problems
+
+    problems = light_import_problems("builtin", module, module)
+    if problems:
+        raise ContractError(" ".join(problems))
 
 
 def tiny_victim(seed: int = 0):
@@ -136,14 +161,14 @@ def check_attack(ref: str | Attack, *, target: int | None = 2, params: dict[str,
     import torch
 
     from demtui.contracts import AttackData
-    from demtui.perturbation import AdditivePerturbation, Perturbation, load_perturbation
+    from demtui.perturbation import Perturbation, load_perturbation
 
     attack = _component("attack", ref)
     check_metadata(attack)
     if target is not None and not attack.targeted:
         target = None
     if target is None and not attack.untargeted:
-        _fail(attack, "declares neither targeted nor untargeted mode", "set targeted=True or untargeted=True")
+        target = 2
     model, x, y, x_test, _ = tiny_victim()
     values = small_budget(attack.params, **(params or {}))
     data = AttackData(x=x[:200], y=y[:200], num_classes=10, layer="gap")
@@ -152,15 +177,17 @@ def check_attack(ref: str | Attack, *, target: int | None = 2, params: dict[str,
         return attack.load()(model, data, target, dict(values), _ctx(seed))
 
     first = run()
-    if not isinstance(first, Perturbation):
-        _fail(attack, f"returned {type(first).__name__}", "return a demtui.perturbation.Perturbation")
+    from demtui.blame import BudgetError, PluginRunError
+    from demtui.budget import check_perturbation, probe_images
+
+    try:
+        check_perturbation(attack, first, values, probe_images(x_test[:8]))
+    except BudgetError as exc:
+        raise ContractError(str(exc)) from None
+    except PluginRunError as exc:
+        raise ContractError(f"{exc}\n{exc.trace}") from None
     xb = x_test[:32].float() / 255
     out = first.apply(xb)
-    if out.shape != xb.shape or not torch.isfinite(out).all() or out.min() < 0 or out.max() > 1:
-        _fail(attack, "produced images outside [0, 1] or of another shape", "clamp x + δ to [0, 1] in apply")
-    eps = values.get("eps")
-    if isinstance(first, AdditivePerturbation) and eps is not None and (out - xb).abs().max() > eps + 1e-6:
-        _fail(attack, f"exceeded its L∞ budget {eps:.5f}", "project δ onto [−ε, ε] after every step")
     with tempfile.TemporaryDirectory() as tmp:
         path = first.save(Path(tmp) / "p.safetensors")
         again = load_perturbation(path)
@@ -173,23 +200,42 @@ def check_attack(ref: str | Attack, *, target: int | None = 2, params: dict[str,
 
 
 def check_defense(ref: str | Defense, *, params: dict[str, Any] | None = None, seed: int = 0) -> Any:
-    """Run the defense on the tiny victim: a DefenseResult, a working model, original untouched, reload."""
+    """Run the defense on the tiny victim: a DefenseResult, a working model, original untouched, reload.
+
+    The defense gets what the engine would give it: a repair subset only when it declares
+    subset parameters, its own ``layer`` resolved, known UAPs (±ε sign noise here) when it
+    declares ``known_uaps``.
+    """
     import copy
 
     import torch
 
     from demtui.contracts import DefenseData, DefenseResult
+    from demtui.perturbation import AdditivePerturbation
 
     defense = _component("defense", ref)
     check_metadata(defense)
     model, x, y, x_test, _ = tiny_victim()
     original = {k: v.clone() for k, v in model.state_dict().items()}
     values = small_budget(defense.params, **(params or {}))
-    data = DefenseData(x=x[:128], y=y[:128], num_classes=10, layer="gap", targets=[2])
+    declared = set(defense.params.names())
+    n = 128 if declared & set(Defense.SUBSET_PARAMS) else 0
+    layer = "gap"  # the tiny victim's repair layer (roles such as deep2 need a real model's layer map)
+    gen = torch.Generator().manual_seed(seed)
+    uaps = [AdditivePerturbation.sign_noise((1, *x.shape[1:]), 10 / 255, gen)] if defense.known_uaps else []
+    data = DefenseData(x=x[:n], y=y[:n], num_classes=10, layer=layer, targets=[2], uaps=uaps)
     fn = defense.load()
-    result = fn(copy.deepcopy(model), data, dict(values), _ctx(seed))
+    try:
+        result = fn(copy.deepcopy(model), data, dict(values), _ctx(seed))
+    except DemtuiError:
+        raise
+    except Exception as exc:
+        if n == 0 and not declared & set(Defense.SUBSET_PARAMS):
+            _fail(defense, f"raised {type(exc).__name__}: {exc} on an empty repair subset",
+                  "declare demtui.api.subset_params() in its params to receive clean images")
+        raise
     if not isinstance(result, DefenseResult):
-        _fail(defense, f"returned {type(result).__name__}", "return a demtui.contracts.DefenseResult")
+        _fail(defense, f"returned {type(result).__name__}", "return a demtui.api.DefenseResult")
     if any(not torch.equal(v, model.state_dict()[k]) for k, v in original.items()):
         _fail(defense, "changed the model it was not given", "work on the copy the engine passes")
     xb = x_test[:16].float() / 255
@@ -197,10 +243,14 @@ def check_defense(ref: str | Defense, *, params: dict[str, Any] | None = None, s
         logits = result.model.eval()(xb)
     if logits.shape != (16, 10) or not torch.isfinite(logits).all():
         _fail(defense, "returned a model whose outputs are not finite (N, classes) logits", "check the wrapper")
+    if defense.wraps and result.wrapper is None:
+        _fail(defense, f"declares changes='{defense.changes}' but returned wrapper=None",
+              "return DefenseResult(wrapper={...}) describing the wrapper so rebuild can recreate it")
     if result.wrapper is not None:
-        rebuild = getattr(fn, "rebuild", None)
-        if rebuild is None:
-            _fail(defense, "returned a wrapper but its entry has no rebuild()", "attach rebuild to the entry callable")
+        if not defense.wraps:
+            _fail(defense, "returned a wrapper but declares changes='weights'",
+                  "declare changes='wrapper' (or 'purifier') and provide rebuild")
+        rebuild = defense.load_rebuild()
         fresh = rebuild(copy.deepcopy(model), result.wrapper)
         fresh.load_state_dict(result.model.state_dict())
         with torch.no_grad():

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from demtui.registry import get_registry
-from demtui.testing import ContractError, check_attack, check_defense, check_metadata, small_budget
+from demtui.testing import (ContractError, check_attack, check_defense, check_light_import, check_metadata,
+                            small_budget)
 
 
 def _builtin(kind: str) -> list[str]:
@@ -42,7 +43,7 @@ def test_contract_errors_name_the_component_and_the_fix() -> None:
 
     broken = Attack(name="loud", summary="Breaks its bound.", entry="test_contracts:_loud_attack",
                     targeted=True, params=schema(Param("eps", "float", 0.01, "Budget.", min=0, max=1)))
-    with pytest.raises(ContractError, match=r"attack 'loud' exceeded its L∞ budget.*project δ"):
+    with pytest.raises(ContractError, match=r"attack 'loud' .*L∞ norm 0.5000 .*above its budget eps = 0.0100.*project δ"):
         check_attack(broken)
     assert small_budget(broken.params) == {"eps": 0.01}
 
@@ -55,3 +56,46 @@ def _loud_attack(model, data, target, params, ctx):
     pert = AdditivePerturbation(torch.zeros(1, 3, 32, 32), 1.0)
     pert.delta.fill_(0.5)  # ignores params["eps"]
     return pert
+
+
+FIXTURES = __import__("pathlib").Path(__file__).parent / "plugin_fixtures"
+
+
+def test_check_attack_measures_custom_perturbation_types_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    from demtui.components import Attack
+    from demtui.params import Param, schema
+
+    monkeypatch.syspath_prepend(str(FIXTURES))
+    custom = Attack(name="custom-loud", summary="Adds 0.3 to every pixel.", entry="crashy_code:custom_loud",
+                    params=schema(Param("eps", "float", 10 / 255, "Budget.", min=0, max=1)))
+    with pytest.raises(ContractError, match=r"L∞ norm 0.3000 .*above its budget eps = 0.0392"):
+        check_attack(custom)
+
+
+def test_check_defense_gives_only_what_a_defense_declares(monkeypatch: pytest.MonkeyPatch) -> None:
+    from demtui.api import subset_params
+    from demtui.components import Defense
+    from demtui.params import schema
+
+    monkeypatch.syspath_prepend(str(FIXTURES))
+    bare = Defense(name="echo-bare", summary="Declares nothing.", entry="crashy_code:uap_echo")
+    assert check_defense(bare).history == {"uaps": 0, "uap_linf": [], "subset": 0, "layer": "gap"}
+    full = Defense(name="echo-full", summary="Declares a subset and known UAPs.", entry="crashy_code:uap_echo",
+                   known_uaps=True, params=schema(*subset_params()))
+    history = check_defense(full).history
+    assert history["subset"] == 128 and history["uaps"] == 1 and history["uap_linf"] == [round(10 / 255, 6)]
+    wrapper = Defense(name="echo-wrapper", summary="A wrapper with no rebuild.", entry="crashy_code:uap_echo",
+                      changes="wrapper")
+    with pytest.raises(ContractError, match="rebuild"):
+        check_defense(wrapper)
+
+
+def test_check_metadata_takes_a_name_and_check_light_import_catches_torch(tmp_path, monkeypatch) -> None:
+    check_metadata("df-uap", kind="attack")
+    with pytest.raises(ContractError, match="kind="):
+        check_metadata("no-such-component-anywhere")
+    (tmp_path / "heavy_plugin_mod.py").write_text("import json\nimport torch\n")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    with pytest.raises(ContractError, match=r"imports torch .*heavy_plugin_mod.py:2"):
+        check_light_import("heavy_plugin_mod")
+    check_light_import("demtui.plugins.attacks")

@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 from demtui.cli import app
 from demtui.config import load_config
 from demtui.registry import Registry
-from demtui.testing import check_attack, check_defense
+from demtui.errors import ParamError
+from demtui.testing import check_attack, check_defense, check_light_import
 
 
 def test_new_plugin_is_a_working_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -27,7 +28,15 @@ def test_new_plugin_is_a_working_plugin(tmp_path: Path, monkeypatch: pytest.Monk
     attack, defense = registry.get("attack", "my-uap-attack"), registry.get("defense", "my-uap-defense")
     check_attack(attack)
     check_defense(defense)
-    assert "import torch" not in (root / "src/demtui_my_uap/__init__.py").read_text()
+    # the new contract: everything from demtui.api, a spec-time rule, a declared subset, light imports
+    assert "from demtui.api import" in (root / "src/demtui_my_uap/__init__.py").read_text()
+    with pytest.raises(ParamError, match="must not exceed eps"):
+        attack.params.validate({"eps": 0.01, "step_size": 0.02})
+    assert defense.engine_params() == ["subset_fraction", "subset_size"]
+    assert "train_defense" in (root / "src/demtui_my_uap/defense.py").read_text()
+    monkeypatch.setenv("PYTHONPATH", str(root / "src"))
+    check_light_import("demtui_my_uap")
+    assert "uv add --editable" in res.output
     sys.modules.pop("demtui_my_uap", None)
 
 

@@ -36,6 +36,9 @@ class ExecutorContext:
 
 def make_executor(name: str, params: dict[str, Any], ctx: ExecutorContext, registry: "Registry") -> Executor:
     """Build executor ``name`` from validated ``params``; unknown names suggest the closest."""
+    from demtui.blame import blame
+
     source = registry.get("executor", name)
     make = source.load()
-    return make(dict(params), ctx)
+    with blame(source, "starting the executor"):  # a third-party executor's crash names its plugin
+        return make(dict(params), ctx)

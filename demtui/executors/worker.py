@@ -66,6 +66,8 @@ def run_in_process(run_dir: Path, device: str | None = None, resume: bool = Fals
         if debug:
             raise
         out.update(returncode=exc.exit_code, message=str(exc))
+        if getattr(exc, "trace", ""):  # a plugin's failure: its own traceback goes to run.log
+            _log(log, exc.trace)
     except Exception as exc:  # noqa: BLE001 - every outcome goes back as data
         if debug:
             raise

@@ -40,7 +40,8 @@ PICKED = ("model", "dataset", "attack", "defense")
 KIND_TITLES = (("model", "Models"), ("dataset", "Datasets"), ("layers", "Entropy layers"),
                ("attack", "Attacks"), ("defense", "Defenses"))
 RUN_FORM = ParamSchema(tuple(p for p in RUN_PARAMS if p.name != "device"))
-PLUGIN_MARK = {"ok": ("✓", "green"), "failed": ("✗", "red"), "partial": ("!", "yellow"), "disabled": ("·", "dim")}
+PLUGIN_MARK = {"ok": ("✓", "green"), "failed": ("✗", "red"), "partial": ("!", "yellow"), "empty": ("∅", "yellow"),
+               "disabled": ("·", "dim")}
 
 
 def slug(spec: RunSpec) -> str:
@@ -104,7 +105,8 @@ class ComposePane(Horizontal):
             node = tree.root.add(f"{title} ({len(reg.components[kind])})", data=("kind", kind),
                                  expand=kind in ("attack", "defense", "dataset", "model"))
             for comp in reg.list(kind):
-                node.add_leaf(comp.name, data=("component", kind, comp.name))
+                ref = reg.ref_of(comp)  # name@plugin when two plugins share the name
+                node.add_leaf(ref, data=("component", kind, ref))
         broken = reg.broken()
         plugins = tree.root.add(f"Plugins ({len(reg.plugins)}, {len(broken)} broken)", data=("kind", "plugins"),
                                 expand=bool(broken))

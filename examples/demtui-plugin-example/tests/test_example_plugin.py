@@ -7,8 +7,28 @@ from demtui.testing import check_attack, check_defense
 
 def test_entry_point_registers_both_components() -> None:
     registry = Registry(load_config()).load()
-    assert registry.get("attack", "fgsm-uap").entry == "demtui_example.attack:fgsm_uap"
+    attack = registry.get("attack", "fgsm-uap")
+    assert attack.entry == "demtui_example.attack:fgsm_uap"
+    assert attack.provider.distribution == "demtui-plugin-example" and attack.provider.qualifier == "example"
+    assert registry.get("attack", "fgsm-uap@example") is attack
     assert registry.get("defense", "input-smoothing").changes == "wrapper"
+
+
+def test_an_even_kernel_is_refused_when_the_spec_is_resolved() -> None:
+    import pytest
+
+    from demtui.errors import ParamError
+
+    schema = Registry(load_config()).load().get("defense", "input-smoothing").params
+    with pytest.raises(ParamError, match="kernel must be odd"):
+        schema.validate({"kernel": 4})
+
+
+def test_metadata_and_light_import() -> None:
+    from demtui.testing import check_light_import, check_metadata
+
+    check_metadata("input-smoothing", kind="defense")
+    check_light_import("demtui_example")
 
 
 def test_attack_contract() -> None:
@@ -37,3 +57,6 @@ def test_headless_run_with_both_plugin_components(tmp_path, monkeypatch) -> None
     assert res.exit_code == 0, res.output
     summary = json.loads(res.stdout)["summary"]
     assert summary["sr_before"] is not None and summary["sr_after"] is not None and summary["delta_cacc"] is not None
+    providers = json.loads((tmp_path / "run" / "results.json").read_text())["providers"]
+    assert providers["attack"]["distribution"] == "demtui-plugin-example" and providers["attack"]["version"] == "0.1.0"
+    assert providers["defense"]["entry_point"] == "example = demtui_example"

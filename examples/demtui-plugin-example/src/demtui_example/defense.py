@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from demtui.contracts import DefenseResult
+from demtui.api import DefenseData, DefenseResult
 
 
 class Smoothed(nn.Module):
@@ -16,7 +16,7 @@ class Smoothed(nn.Module):
     def __init__(self, model: nn.Module, sigma: float, kernel: int) -> None:
         super().__init__()
         self.model = model
-        k = kernel if kernel % 2 else kernel + 1
+        k = int(kernel)  # odd: the record's rule rejects even sizes when the spec is resolved
         self.sigma, self.kernel = float(sigma), k
         if sigma <= 0:
             weights = torch.zeros(k)
@@ -34,7 +34,7 @@ class Smoothed(nn.Module):
         return self.model(blurred)
 
 
-def input_smoothing(model: nn.Module, data: Any, params: dict[str, Any], ctx: Any) -> DefenseResult:
+def input_smoothing(model: nn.Module, data: DefenseData, params: dict[str, Any], ctx: Any) -> DefenseResult:
     wrapper = {"sigma": params["sigma"], "kernel": params["kernel"]}
     return DefenseResult(model=rebuild(model, wrapper).eval(), history={"trained": False}, wrapper=wrapper)
 
@@ -42,6 +42,3 @@ def input_smoothing(model: nn.Module, data: Any, params: dict[str, Any], ctx: An
 def rebuild(model: nn.Module, wrapper: dict[str, Any]) -> nn.Module:
     """Recreate the wrapper from its JSON description (the engine reloads defended runs this way)."""
     return Smoothed(model, float(wrapper["sigma"]), int(wrapper["kernel"]))
-
-
-input_smoothing.rebuild = rebuild  # type: ignore[attr-defined]
