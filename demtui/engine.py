@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from demtui import stages as S
-from demtui.errors import DemtuiError, RunError, SpecError
+from demtui.errors import DemtuiError, SpecError
 from demtui.events import EventBus, JsonlWriter, read_events
 from demtui.lock import DirLock
 from demtui.registry import Registry

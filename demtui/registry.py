@@ -24,7 +24,7 @@ from typing import Any
 import pluggy
 
 from demtui import hookspecs
-from demtui.components import KINDS, Component, LayerMap, ModelSource
+from demtui.components import KINDS, Component, LayerMap, ModelSource, Provider
 from demtui.config import RegistryConfig, load_config
 from demtui.errors import DemtuiError, PluginError, UnknownComponentError, did_you_mean
 from demtui.names import NameTable, plural, split_ref
