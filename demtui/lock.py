@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from demtui.errors import DemtuiError, RunError
+from demtui.errors import DemtuiError, SpecError
 from demtui.procs import same_process_alive, start_time, this_host
 
 LOCK_FILE = "run.lock"
@@ -98,11 +98,11 @@ class DirLock:
             self.directory.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
         except FileExistsError:
-            raise RunError(f"{self.directory} is a file, not a directory; choose another --out.") from None
+            raise SpecError(f"{self.directory} is a file, not a directory; choose another --out.") from None
         except NotADirectoryError:
-            raise RunError(f"{self.directory} lies under a file, not a directory; choose another --out.") from None
-        except OSError as exc:
-            raise RunError(f"Cannot write {self.what} {self.directory} ({exc.strerror}); choose a writable --out.") from None
+            raise SpecError(f"{self.directory} lies under a file, not a directory; choose another --out.") from None
+        except OSError as exc:  # bad input (a read-only or virtual path), so exit 2 like any other
+            raise SpecError(f"Cannot write {self.what} {self.directory} ({exc.strerror}); choose a writable --out.") from None
         os_lock = _flock(fd)
         holder = read_holder(self.directory, self.path.name)
         if os_lock is False or (holder is not None and _holder_alive(holder, os_lock)):

@@ -73,6 +73,9 @@ class Perturbation:
         os.close(fd)
         try:
             save_file({k: v.detach().cpu().contiguous() for k, v in self.tensors().items()}, tmp, metadata=header)
+            from demtui.store import file_mode
+
+            os.chmod(tmp, file_mode())  # mkstemp made it 0600
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):

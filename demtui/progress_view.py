@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 
@@ -49,10 +50,11 @@ class ProgressView:
             self.progress.add_task(event["stage"], total=1, completed=1, info="skipped: " + event["reason"])
         elif kind == "log" and not self.quiet:
             style = {"warning": "yellow", "error": "red"}.get(event["level"], "dim")
-            self.console.print(f"[{style}]{event['message']}[/]")
+            self.console.print(f"[{style}]{escape(str(event['message']))}[/]")
         elif kind == "run_failed":
             # The CLI prints the error sentence itself; say only where the run stopped.
             self.console.print(f"[red]Stopped in stage {event['stage']}; finished stages are kept "
-                               "(fix the cause, then --resume).[/]")
+                               "(fix the cause, then run the same command with --resume; "
+                               "changes to stages that did not finish are accepted).[/]")
         elif kind == "run_cancelled":
             self.console.print(f"[yellow]Cancelled during {event['stage']}; finished stages are kept. Re-run with --resume to continue.[/]")

@@ -51,8 +51,8 @@ def guard(fn):
         except Exception as exc:
             if STATE["debug"]:
                 raise
-            stderr(f"[red]internal error:[/] {type(exc).__name__}: {exc} (re-run with --debug for the trace "
-                   "and report it).")
+            what = escape(f"{type(exc).__name__}: {exc}")
+            stderr(f"[red]internal error:[/] {what} (re-run with --debug for the trace and report it).")
             raise typer.Exit(1) from None
     return wrapper
 

@@ -114,6 +114,12 @@ class DemtuiApp(App[None]):
         if theme:
             self.theme = theme
 
+    def notify(self, message: str, *, title: str = "", severity: Any = "information",
+               timeout: float | None = None, markup: bool = False) -> None:
+        """Messages carry user text (paths, '[section]' names): always shown literally, never as markup
+        (widgets' notify passes markup=True by default, so the flag is ignored on purpose)."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
+
     def compose(self) -> ComposeResult:
         with TabbedContent(id="main-tabs", initial="compose"):
             with TabPane("Compose F2", id="compose"):

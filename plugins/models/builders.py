@@ -263,6 +263,9 @@ def save_checkpoint(module: nn.Module, path: str | Path) -> Path:
     os.close(fd)
     try:
         save_file(state, tmp)
+        from demtui.store import file_mode
+
+        os.chmod(tmp, file_mode())  # mkstemp made it 0600
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -275,7 +278,11 @@ def _read_state(path: Path) -> dict[str, torch.Tensor]:
         from safetensors.torch import load_file
 
         return load_file(str(path))
-    obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    import warnings
+
+    with warnings.catch_warnings():  # torch's multi-line UserWarnings would precede our one sentence
+        warnings.simplefilter("ignore")
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
     if isinstance(obj, dict):
         for key in ("state_dict", "model", "model_state_dict", "net"):
             if isinstance(obj.get(key), dict):
