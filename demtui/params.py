@@ -112,8 +112,7 @@ class Param:
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 continue
             if isinstance(v, float) and not math.isfinite(v):
-                raise ParamError(f"Parameter '{label}' must be a finite number, got {v}"
-                                 + (f"; its range is {self.describe_range()}." if self.describe_range() else "."))
+                raise ParamError(f"Parameter '{label}' must be a finite number, got {v}.")
             low_bad = self.min is not None and (v < self.min if self.min_inclusive else v <= self.min)
             high_bad = self.max is not None and v > self.max
             if low_bad or high_bad:

@@ -92,7 +92,7 @@ def load_perturbation(path: str | Path) -> Perturbation:
             header = f.metadata() or {}
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except Exception as exc:
-        raise RunError(f"Cannot read the perturbation {path} ({exc}); delete it and re-run the attack stage.") from None
+        raise RunError(f"Cannot read the perturbation {path} ({exc}); redo the attack with the same command plus --rerun attack.") from None
     kind = header.get("kind", "")
     module = header.get("module", "")
     if kind not in _KINDS and _MODULE.match(module):
