@@ -81,6 +81,11 @@ def _holder_alive(holder: Holder, os_lock: bool | None) -> bool:
     return time.time() - holder.heartbeat < STALE_AFTER
 
 
+def locked_message(directory: Path, holder: Holder | None) -> str:
+    who = holder.describe() if holder else "another process"
+    return f"{directory} is being written by {who}; wait for it to finish, stop it, or choose another --out."
+
+
 class DirLock:
     """Exclusive ownership of one directory; use as a context manager or acquire/release."""
 
@@ -107,9 +112,7 @@ class DirLock:
         holder = read_holder(self.directory, self.path.name)
         if os_lock is False or (holder is not None and _holder_alive(holder, os_lock)):
             os.close(fd)
-            who = holder.describe() if holder else "another process"
-            raise LockedError(f"{self.directory} is being written by {who}; wait for it to finish, "
-                              f"stop it, or choose another --out.")
+            raise LockedError(locked_message(self.directory, holder))
         if holder is not None and holder.pid != os.getpid():
             self.note = (f"took over the lock of {self.directory} from {holder.describe()}, "
                          "which is no longer running")

@@ -183,7 +183,10 @@ def _is_image_error(exc: BaseException) -> bool:
 
 
 def _one_line(exc: BaseException) -> str:
+    import re
+
     text = " ".join(str(exc).split())
+    text = re.sub(r"<_io\.\w+ name='(.*?)'>", r"\1", text)  # PIL names the file through its handle
     return text if len(text) < 300 else text[:297] + "..."
 
 

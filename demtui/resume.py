@@ -129,6 +129,11 @@ def check_resumable(out: Path) -> None:
         raise SpecError(f"--resume: {out} does not exist; check the path, or drop --resume to start a new run there.")
     if not out.is_dir():
         raise SpecError(f"--resume: {out} is a file, not a run directory; point --out at a run directory.")
+    from demtui.lock import LockedError, holder_if_locked, locked_message
+
+    holder = holder_if_locked(out)
+    if holder is not None:  # a run in its first seconds has only its lock
+        raise LockedError(locked_message(out, holder))
     if not is_run_dir(out):
         raise SpecError(f"--resume: {out} is not a demtui run or grid (no spec.toml, results.json or events.jsonl); "
                         "check the path, or drop --resume to start a new run there.")
