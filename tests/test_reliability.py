@@ -246,6 +246,17 @@ def test_resume_accepts_changes_to_unfinished_stages_and_rerun_redoes_a_stage(tm
     _refused([*RUN, "--out", str(out), "--rerun", "atack"], "Did you mean 'attack'?")
 
 
+def test_train_prints_its_training_accuracy(tmp_path: Path) -> None:
+    out = tmp_path / "victim.safetensors"
+    res = runner.invoke(app, ["train", "--model", "smallcnn", "--dataset", "shapes", "--out", str(out),
+                              "--set", "dataset.train_size=200", "--set", "dataset.test_size=50",
+                              "--set", "victim.epochs=1", "--set", "model.width=4"])
+    assert res.exit_code == 0, res.output
+    doc = loads_strict(res.stdout[res.stdout.index("{"):])
+    assert 0 <= doc["train_acc"] <= 1 and doc["train_loss"] > 0
+    assert "null" not in res.stdout
+
+
 # -- strict JSON and file modes ---------------------------------------------------------------------
 def test_non_finite_values_are_written_as_null_with_a_flag() -> None:
     doc = loads_strict(dumps({"a": float("nan"), "b": [1.0, float("inf")], "c": {"d": -float("inf")}, "e": 2.5}))
@@ -324,4 +335,7 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(stage: str, reference, t
         proc.wait()
     res = runner.invoke(app, [*RUN, "--out", str(out), "--resume", "--json", *TINY])
     assert res.exit_code == 0, res.output
+    skipped = [json.loads(line).get("stage") for line in (out / "events.jsonl").read_text().splitlines()
+               if '"stage_skipped"' in line]
+    assert "baseline" in skipped  # killed after the baseline finished, so the resume built on it
     assert _summary(loads_strict(res.stdout)) == _summary(reference[1])
