@@ -120,7 +120,8 @@ def saved_spec(path: Path) -> dict[str, Any]:
 
 
 def is_run_dir(path: Path) -> bool:
-    return any((path / name).exists() for name in ("spec.toml", "results.json", "events.jsonl", "sweep.json"))
+    return any((path / name).exists() for name in ("spec.toml", "results.json", "events.jsonl", "sweep.json",
+                                                   "submitted.toml"))
 
 
 def check_resumable(out: Path) -> None:
