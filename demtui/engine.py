@@ -45,8 +45,8 @@ def check_run_dir(store: RunStore, spec: RunSpec, resume: bool) -> list[str]:
     if not store.exists():
         return []
     if (store.root / "sweep.json").exists():
-        raise SpecError(f"{store.root} holds a grid, not a run; --resume the grid with its own command or choose "
-                        "another --out.")
+        raise SpecError(f"{store.root} holds a grid, not a run; pass --resume (without --set or --sweep changes) "
+                        "to continue that grid, or choose another --out.")
     read_events(store.events_path, strict=True)
     finished = [name for name, entry in store.results["stages"].items() if entry.get("status") == "finished"]
     if not resume and finished:

@@ -117,3 +117,24 @@ def check_model(spec: RunSpec, registry: Any, num_classes: int) -> None:
     from demtui.prepare import resolve_layers
 
     resolve_layers(spec, registry, built)
+
+
+def preflight_cells(cells: list[Any], registry: Any) -> None:
+    """Preflight every cell of a grid (each distinct model/dataset/targets/layer once), naming the cell."""
+    import json
+    import tomllib
+
+    from demtui.spec import resolve
+
+    seen: set[str] = set()
+    for cell in cells:
+        spec = resolve(tomllib.loads(cell.spec_toml), registry)
+        key = json.dumps([spec.model.name, spec.model.params, spec.dataset.name, spec.dataset.params,
+                          spec.targets, spec.run["layer"]], sort_keys=True, default=str)
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            preflight(spec, registry)
+        except DemtuiError as exc:
+            raise type(exc)(f"Grid cell '{cell.label}': {exc}") from None

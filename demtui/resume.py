@@ -140,13 +140,17 @@ def check_resumable(out: Path) -> None:
                         "check the path, or drop --resume to start a new run there.")
 
 
-def rerun(run_dir: Path, spec: Any, registry: Any, stage: str) -> list[str]:
-    """--rerun STAGE: under the run's lock, forget STAGE and what follows and save the (checked) spec.
+def rerun(run_dir: Path, spec: Any, registry: Any, stage: str | None) -> tuple[list[str], list[str]]:
+    """Under the run's lock: forget ``stage`` and what follows (``--rerun``), check the spec against
+    the stages still finished, and save it, so any executor then resumes the directory with it.
 
-    Any executor then resumes the directory as usual: earlier finished stages are kept and
-    the forgotten ones run with the spec given now. Returns the stages forgotten.
+    With ``stage=None`` only the spec is checked and saved (``--resume`` on a background
+    executor, whose worker reads the saved spec). Returns (stages forgotten, changes accepted).
     """
+    import json
+
     from demtui import provenance
+    from demtui.events import read_events
     from demtui.lock import DirLock
     from demtui.store import RunStore, atomic_write_text
 
@@ -155,21 +159,20 @@ def rerun(run_dir: Path, spec: Any, registry: Any, stage: str) -> list[str]:
         raise SpecError(f"--rerun works on one run; {run_dir} is a grid (rerun its cells' directories one by one).")
     with DirLock(run_dir):
         store = RunStore(run_dir)
-        from demtui.events import read_events
-
         read_events(store.events_path, strict=True)
-        dropped = reset_stages(store.results, stage)
+        dropped = reset_stages(store.results, stage) if stage is not None else []
         finished = [n for n, e in store.results["stages"].items() if e.get("status") == "finished"]
         mine = spec.to_dict()
+        notes: list[str] = []
         if store.spec_path.exists():
             saved = saved_spec(store.spec_path)
             saved.get("run", {}).pop("device", None)
             ours = {**mine, "run": {k: v for k, v in mine["run"].items() if k != "device"}}
-            import json
-
             norm = lambda d: json.loads(json.dumps(d, sort_keys=True, default=str))  # noqa: E731
-            check_changes(run_dir, norm(saved), norm(ours), finished)
-        store.flush()
-        atomic_write_text(store.spec_path, provenance.toml_comment(provenance.providers_for(spec, registry))
-                          + spec.to_toml())
-    return dropped
+            notes = check_changes(run_dir, norm(saved), norm(ours), finished)
+            forget_partial(store.results, [n.split(":", 1)[0] for n in notes])
+        if dropped or notes or not store.spec_path.exists():
+            store.flush()
+            atomic_write_text(store.spec_path, provenance.toml_comment(provenance.providers_for(spec, registry))
+                              + spec.to_toml())
+    return dropped, notes

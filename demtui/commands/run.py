@@ -71,6 +71,9 @@ def run(
         if rerun is not None:
             raise DemtuiError("--rerun works on one run, not a grid; rerun a cell's own directory instead.")
         cells = launch.plan_cells(data, axes, reg)  # every combination valid before any runs
+        from demtui.preflight import preflight_cells
+
+        preflight_cells(cells, reg)  # and every check that needs no data, before any cell starts
         first = specmod.resolve(sweepmod.variants(data, axes)[0].data, reg)
         root = out or Path("runs") / f"sweep-{_slug(first)}-{time.strftime('%Y%m%d-%H%M%S')}"
         launch.write_sweep_spec(root, data, axes, resume)
@@ -85,12 +88,15 @@ def run(
         from demtui.preflight import preflight
 
         preflight(run_spec, reg)  # names, files, layers, targets: seconds, before any data or training
-    if rerun is not None:
+    if rerun is not None or (resume and not choice.inline):
+        # Done here under the run's lock, so a background worker (which reads the saved spec) runs the new one.
         from demtui.resume import rerun as rerun_stages
 
-        dropped = rerun_stages(run_dir, run_spec, reg, rerun)
-        if not quiet:
+        dropped, notes = rerun_stages(run_dir, run_spec, reg, rerun)
+        if not quiet and rerun is not None:
             stderr(f"Re-running {', '.join(dropped) or rerun} in {run_dir}.", markup=False)
+        if not quiet and notes:
+            stderr(f"Spec changes for stages that had not finished: {'; '.join(notes)}.", markup=False)
     if not choice.inline:
         runner = launch.build_executor(choice, reg, run_dir, registry_file=registry_file, quiet=quiet)
         handle = launch.wait_single(runner, run_spec, run_dir, resume=resume)
