@@ -32,7 +32,7 @@ def preflight(spec: RunSpec, registry: Any) -> None:
         from demtui.prepare import resolve_targets
 
         resolve_targets(spec, list(classes))
-    check_model(spec, registry, len(classes) if classes else 10)
+    check_model(spec, registry, len(classes) if classes else None)
 
 
 def _entry(registry: Any, kind: str, name: str) -> str:
@@ -97,9 +97,10 @@ def check_checkpoint(spec: RunSpec) -> None:
         raise ModelError(f"Checkpoint '{path}' {what}; check model.checkpoint (a .safetensors or .pt file).")
 
 
-def check_model(spec: RunSpec, registry: Any, num_classes: int) -> None:
-    """Build a built-in architecture on the meta device (no memory, no weights): its name and
-    the run's layer are checked against the real module tree in about a second."""
+def check_model(spec: RunSpec, registry: Any, num_classes: int | None) -> None:
+    """Build a built-in architecture on the meta device (no memory, no weights): its name, the
+    run's layer and (when the class count is known) a safetensors checkpoint's shapes are checked
+    against the real module tree in about a second."""
     source, arch = registry.model_source(spec.model.name)
     if not str(source.entry).startswith(_BUILTIN_MODELS):
         return
@@ -109,7 +110,7 @@ def check_model(spec: RunSpec, registry: Any, num_classes: int) -> None:
     params = {**spec.model.params, "pretrained": "false", "checkpoint": None}  # no downloads, no files
     try:
         with torch.device("meta"):
-            built = build(arch, num_classes, params, None)
+            built = build(arch, num_classes or 10, params, None)
     except DemtuiError:
         raise  # an unknown architecture: torchvision/timm name with 'did you mean'
     except Exception:  # noqa: BLE001 - anything else is prepare's to report, with its full context
@@ -117,6 +118,27 @@ def check_model(spec: RunSpec, registry: Any, num_classes: int) -> None:
     from demtui.prepare import resolve_layers
 
     resolve_layers(spec, registry, built)
+    if num_classes is not None:
+        check_checkpoint_fits(spec, built.module)
+
+
+def check_checkpoint_fits(spec: RunSpec, module: Any) -> None:
+    """A safetensors checkpoint's header (names and shapes, no weights) against the meta-built model."""
+    checkpoint = spec.model.params.get("checkpoint")
+    if not checkpoint or not str(checkpoint).endswith(".safetensors"):
+        return  # .pt files hold no separate header; prepare checks them
+    import torch
+    from safetensors import safe_open
+
+    from demtui.plugins.models.builders import fit_state
+
+    path = Path(str(checkpoint)).expanduser()
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            state = {k: torch.empty(fh.get_slice(k).get_shape(), device="meta") for k in fh.keys()}
+    except Exception:  # noqa: BLE001 - an unreadable file: prepare says so with its own sentence
+        return
+    fit_state(path, state, module.state_dict())
 
 
 def preflight_cells(cells: list[Any], registry: Any) -> None:

@@ -52,11 +52,12 @@ def test_bad_input_known_without_data_is_refused_before_any_stage(tmp_path: Path
 
 def test_a_stage_that_fails_on_bad_input_says_it_once(tmp_path: Path) -> None:
     """The progress view names the stage; the sentence itself is printed by the CLI alone."""
-    from demtui.plugins.models.builders import save_checkpoint
+    import torch
+
     from demtui.plugins.models.small_cnn import SmallCNN
 
-    ckpt = tmp_path / "other.safetensors"
-    save_checkpoint(SmallCNN(num_classes=10, width=8), ckpt)  # fits only once the model is built in prepare
+    ckpt = tmp_path / "other.pt"  # a .pt has no header to check before prepare loads it
+    torch.save(SmallCNN(num_classes=10, width=8).state_dict(), ckpt)
     out = _fails(["run", "--headless", "--out", str(tmp_path / "run"), "--set", "dataset.train_size=200",
                   "--set", f"model.checkpoint={ckpt}"], "does not fit")
     assert out.count("does not fit") == 1, out

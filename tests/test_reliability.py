@@ -193,6 +193,15 @@ def test_a_second_writer_is_refused_naming_the_holder(tmp_path: Path) -> None:
     assert holder_if_locked(out) is None
 
 
+def test_a_background_executor_respects_the_lock(tmp_path: Path) -> None:
+    """The local executor's worker runs the engine, which takes the lock: a held directory is exit 2."""
+    from demtui.lock import DirLock
+
+    out = tmp_path / "run"
+    with DirLock(out):
+        _refused([*RUN, "--executor", "local", "--out", str(out), *TINY], "is being written by process")
+
+
 def test_a_dead_writers_lock_is_taken_over_with_a_message(tmp_path: Path) -> None:
     from demtui.lock import LOCK_FILE
     from demtui.procs import this_host
@@ -339,3 +348,20 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(stage: str, reference, t
                if '"stage_skipped"' in line]
     assert "baseline" in skipped  # killed after the baseline finished, so the resume built on it
     assert _summary(loads_strict(res.stdout)) == _summary(reference[1])
+
+
+def test_a_safetensors_checkpoint_that_does_not_fit_is_refused_before_any_work(tmp_path: Path) -> None:
+    from demtui.plugins.models.builders import save_checkpoint
+    from demtui.plugins.models.small_cnn import SmallCNN
+
+    ckpt = tmp_path / "narrow.safetensors"
+    save_checkpoint(SmallCNN(num_classes=10, width=8), ckpt)  # the quickstart builds another width
+    _refused([*RUN, "--out", str(tmp_path / "r"), "--set", f"model.checkpoint={ckpt}"], "does not fit")
+    assert not (tmp_path / "r").exists()
+    assert stat.S_IMODE(ckpt.stat().st_mode) == 0o666 & ~_umask_now()
+
+
+def _umask_now() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

@@ -103,7 +103,8 @@ def run(
         if handle.status != "finished":
             code = handle.returncode if handle.returncode in (2, 3, 130) else 3
             if code != 130:
-                stderr(f"error: {handle.message}", markup=False)
+                message = handle.message.replace(": error: ", ": ").removeprefix("error: ")  # the worker's own label
+                stderr(f"error: {message}", markup=False)
             raise typer.Exit(code)
         from demtui.engine import Outcome
         from demtui.store import RunStore

@@ -329,7 +329,12 @@ def load_checkpoint(module: nn.Module, path: str | Path) -> None:
     except Exception as exc:  # noqa: BLE001 - any unreadable file gets one sentence
         raise ModelError(f"Checkpoint '{path}' could not be read ({type(exc).__name__}); "
                          "use a .safetensors file or a .pt/.pth state dict.") from None
-    own = module.state_dict()
+    module.load_state_dict(fit_state(path, state, module.state_dict()))
+
+
+def fit_state(path: Path, state: dict[str, torch.Tensor], own: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``state`` with its keys fitted to ``own``, or a ModelError saying why it does not fit
+    (shapes only: the preflight calls it with meta tensors read from a safetensors header)."""
     state = _fit_keys(state, own)
     wrong = [k for k in own if k in state and own[k].shape != state[k].shape]
     if wrong:
@@ -343,4 +348,4 @@ def load_checkpoint(module: nn.Module, path: str | Path) -> None:
         what = "lacks the key" if missing else "has the extra key"
         raise ModelError(f"Checkpoint '{path.name}' does not fit the model: it {what} '{k}' "
                          f"({len(missing)} missing, {len(unexpected)} extra; another architecture?).")
-    module.load_state_dict(state)
+    return state
