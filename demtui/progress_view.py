@@ -40,14 +40,15 @@ class ProgressView:
             self._task(event["stage"])
         elif kind == "progress":
             info = " ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in event["info"].items())
-            self.progress.update(self._task(event["stage"]), completed=event["done"], total=event["total"], info=info)
+            self.progress.update(self._task(event["stage"]), completed=event["done"], total=event["total"],
+                                 info=escape(info))
         elif kind == "stage_finished":
             task = self._task(event["stage"])
             total = self.progress.tasks[task].total or 1
             head = " ".join(f"{k} {v:.3f}" for k, v in event["summary"].items() if isinstance(v, float))
             self.progress.update(task, total=total, completed=total, info=f"done in {event['seconds']:.1f}s {head}")
         elif kind == "stage_skipped":
-            self.progress.add_task(event["stage"], total=1, completed=1, info="skipped: " + event["reason"])
+            self.progress.add_task(event["stage"], total=1, completed=1, info="skipped: " + escape(str(event["reason"])))
         elif kind == "log" and not self.quiet:
             style = {"warning": "yellow", "error": "red"}.get(event["level"], "dim")
             self.console.print(f"[{style}]{escape(str(event['message']))}[/]")
