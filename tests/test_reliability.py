@@ -365,3 +365,33 @@ def _umask_now() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+# -- the TUI: literal messages, and the lock decides whether a run can be resumed ---------------------
+def test_tui_shows_messages_literally_and_asks_the_lock_before_resuming(tmp_path: Path) -> None:
+    import asyncio
+
+    from demtui.devices import Device
+    from demtui.lock import DirLock
+    from demtui.tui.app import make_app
+    from demtui.tui.sample import write_sample_run
+
+    runs = tmp_path / "runs"
+    write_sample_run(runs / "cut", stop_after="analyse")
+
+    async def drive() -> None:
+        app = make_app(runs_dir=runs, devices=[Device("auto", "auto"), Device("cpu", "CPU")])
+        async with app.run_test(size=(100, 30)) as pilot:
+            key = app.open_run(runs / "cut")
+            await pilot.pause(0.2)
+            with DirLock(runs / "cut"):
+                app.resume_run(key)
+                await pilot.pause(0.1)
+            assert key not in app.handles  # nothing launched into a directory someone writes
+            app.query_one("#run-problem").notify("Unknown spec section '[foo]'.")  # a widget's notify too
+            await pilot.pause(0.1)
+            notes = list(app._notifications)
+            assert any("is being written by process" in n.message for n in notes)
+            assert any("[foo]" in n.message for n in notes) and not any(n.markup for n in notes)
+
+    asyncio.run(drive())
