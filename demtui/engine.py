@@ -37,43 +37,33 @@ class Outcome:
     error: str = ""
 
 
-def check_run_dir(store: RunStore, spec: RunSpec, resume: bool) -> None:
-    """Refuse to overwrite a finished run; refuse to resume a different or corrupt one."""
-    if not store.exists():
-        return
-    if not resume:
-        raise SpecError(f"{store.root} already holds a run; pass --resume to continue it or choose another --out.")
-    read_events(store.events_path, strict=True)
-    store.results  # noqa: B018 - validates results.json
-    if store.spec_path.exists():
-        import tomllib
+def check_run_dir(store: RunStore, spec: RunSpec, resume: bool) -> list[str]:
+    """Refuse to overwrite finished work or build on a corrupt run; accept spec changes that
+    only unfinished stages use (demtui.resume), returning them worded for the log."""
+    from demtui import resume as R
 
-        saved = tomllib.loads(store.spec_path.read_text(encoding="utf-8"))
-        mine = spec.to_dict()
-        saved.get("run", {}).pop("device", None)
-        mine["run"].pop("device", None)
-        if _normalise(saved) != _normalise(mine):
-            diff = _first_difference(_normalise(saved), _normalise(mine))
-            raise SpecError(f"{store.root} was made with a different spec ({diff}); resume with the same spec "
-                            "(omit flags to reuse the saved one) or choose another --out.")
+    if not store.exists():
+        return []
+    if (store.root / "sweep.json").exists():
+        raise SpecError(f"{store.root} holds a grid, not a run; pass --resume (without --set or --sweep changes) "
+                        "to continue that grid, or choose another --out.")
+    read_events(store.events_path, strict=True)
+    finished = [name for name, entry in store.results["stages"].items() if entry.get("status") == "finished"]
+    if not resume and finished:
+        raise SpecError(f"{store.root} already holds a run; pass --resume to continue it (--rerun STAGE to redo a "
+                        "stage and the ones after it) or choose another --out.")
+    if not store.spec_path.exists():
+        return []
+    saved, mine = R.saved_spec(store.spec_path), spec.to_dict()
+    saved.get("run", {}).pop("device", None)
+    mine["run"].pop("device", None)
+    return R.check_changes(store.root, _normalise(saved), _normalise(mine), finished)
 
 
 def _normalise(d: dict[str, Any]) -> dict[str, Any]:
     import json
 
     return json.loads(json.dumps(d, sort_keys=True, default=str))
-
-
-def _first_difference(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> str:
-    for key in sorted(set(a) | set(b)):
-        va, vb = a.get(key), b.get(key)
-        if isinstance(va, dict) and isinstance(vb, dict):
-            found = _first_difference(va, vb, f"{prefix}{key}.")
-            if found:
-                return found
-        elif va != vb:
-            return f"{prefix}{key}: saved {va!r}, now {vb!r}"
-    return ""
 
 
 def planned_stages(spec: RunSpec) -> list[str]:
@@ -91,6 +81,9 @@ def execute(spec: RunSpec, registry: Registry, run_dir: Path, *, resume: bool = 
     from demtui.context import resolve_device
 
     device = resolve_device(spec.run["device"])  # bad devices fail before anything is written
+    from demtui.preflight import preflight
+
+    preflight(spec, registry)  # every check that needs no data, before the directory is touched
     store = RunStore(run_dir)
     lock = DirLock(run_dir).acquire()  # one writer per run directory, before anything is read or written
     try:
@@ -104,13 +97,17 @@ def _execute_locked(spec: RunSpec, registry: Registry, store: RunStore, device: 
     from demtui.context import Cancelled, RunContext
 
     run_dir = store.root
-    check_run_dir(store, spec, resume)
+    changed = check_run_dir(store, spec, resume)
     from demtui import provenance
 
     providers = provenance.providers_for(spec, registry)
     provider_notes = provenance.compare(store.results.get("providers") or {}, providers) if store.exists() else []
     store.create()
-    if not store.spec_path.exists():
+    if changed:  # only unfinished stages used these values: they run with the new spec
+        from demtui.resume import forget_partial
+
+        forget_partial(store.results, [c.split(":", 1)[0] for c in changed])
+    if changed or not store.spec_path.exists():
         atomic_write_text(store.spec_path, provenance.toml_comment(providers) + spec.to_toml())
     store.results["providers"] = providers
     store.flush()
@@ -133,6 +130,9 @@ def _execute_locked(spec: RunSpec, registry: Registry, store: RunStore, device: 
         ctx.log(lock_note[0].upper() + lock_note[1:] + ".", level="warning")
     for note in provider_notes:
         ctx.log(note, level="warning")
+    if changed:
+        ctx.log("The spec changed since this directory's last run (" + "; ".join(changed)
+                + "); only stages that had not finished use these values.", level="warning")
     if spec.run.get("threads"):
         import torch
 

@@ -6,10 +6,13 @@ everything that shapes the weights, so a second quickstart starts in seconds.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +25,7 @@ from demtui.components import ROLES
 from demtui.context import RunContext
 from demtui.contracts import BuiltModel, DatasetSplits
 from demtui.data import take_subset
-from demtui.errors import DataError, ModelError, SpecError, did_you_mean
+from demtui.errors import DataError, DemtuiError, ModelError, SpecError, did_you_mean
 from demtui.registry import Registry
 from demtui.spec import RunSpec
 
@@ -157,7 +160,42 @@ def _train_or_load(spec: RunSpec, splits: DatasetSplits, built: BuiltModel, ctx:
     return {"cached": False, "path": str(path), **meta}
 
 
+@contextlib.contextmanager
+def unreadable_images(spec: RunSpec) -> Iterator[None]:
+    """An image file that cannot be decoded is bad input (exit 2 naming the file), not a crash."""
+    try:
+        yield
+    except DemtuiError:
+        raise
+    except Exception as exc:
+        if not _is_image_error(exc):
+            raise
+        raise DataError(f"An image of dataset '{spec.dataset.name}' cannot be decoded ({_one_line(exc)}); "
+                        "remove or replace that file, then run again.") from None
+
+
+def _is_image_error(exc: BaseException) -> bool:
+    pil = sys.modules.get("PIL.Image")
+    if pil is not None and isinstance(exc, getattr(pil, "UnidentifiedImageError", ())):
+        return True
+    text = str(exc)
+    return isinstance(exc, (OSError, SyntaxError, ValueError)) and ("image file" in text or "cannot identify image" in text)
+
+
+def _one_line(exc: BaseException) -> str:
+    import re
+
+    text = " ".join(str(exc).split())
+    text = re.sub(r"<_io\.\w+ name='(.*?)'>", r"\1", text)  # PIL names the file through its handle
+    return text if len(text) < 300 else text[:297] + "..."
+
+
 def prepare(spec: RunSpec, registry: Registry, ctx: RunContext) -> Prepared:
+    with unreadable_images(spec):
+        return _prepare(spec, registry, ctx)
+
+
+def _prepare(spec: RunSpec, registry: Registry, ctx: RunContext) -> Prepared:
     torch.manual_seed(spec.run["seed"])
     splits = load_dataset(spec, registry, ctx)
     if len(splits.test) == 0 or len(splits.train) == 0:

@@ -129,4 +129,6 @@ def summary_json(outcome: Any) -> str:
         },
         "stage_seconds": {k: v.get("seconds") for k, v in results.get("stages", {}).items()},
     }
-    return json.dumps(doc, indent=2, default=float)
+    from demtui.jsonsafe import dumps
+
+    return dumps(doc, indent=2, default=float)

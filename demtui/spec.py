@@ -105,6 +105,12 @@ def read_spec_file(path: str | Path) -> dict[str, Any]:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise SpecError(f"Spec file {path} does not exist; check the --spec path.") from None
+    except IsADirectoryError:
+        raise SpecError(f"Spec file {path} is a directory; pass a .toml file to --spec.") from None
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"Spec file {path} is not UTF-8 text (byte {exc.start}); save it as UTF-8 TOML.") from None
+    except OSError as exc:
+        raise SpecError(f"Spec file {path} cannot be read ({exc.strerror or exc}); check its permissions.") from None
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"Spec file {path} is not valid TOML ({exc}).") from None
 

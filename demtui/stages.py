@@ -57,7 +57,7 @@ class RunState:
             return self._uaps
         saved = self.store.stage(stage)
         if saved is None:
-            raise RunError(f"Stage '{stage}' has not finished, so its UAPs are not available; re-run it.")
+            raise RunError(f"Stage '{stage}' has not finished, so its UAPs are not available; redo it with the same command plus --rerun {stage}.")
         out = {k: load_perturbation(self.store.root / v["path"]).to(self.ctx.device) for k, v in saved["targets"].items()}
         if stage == "attack":
             self._uaps = out
@@ -204,7 +204,7 @@ def defend(state: RunState) -> dict[str, Any]:
 def load_defended(state: RunState) -> nn.Module:
     saved = state.store.stage("defend")
     if saved is None:
-        raise RunError("The defend stage has not finished; re-run without skipping it.")
+        raise RunError("The defend stage has not finished; redo it with the same command plus --rerun defend.")
     if saved.get("wrapper"):
         component = state.registry.get("defense", state.spec.defense.name)  # type: ignore[union-attr]
         rebuild = component.load_rebuild()

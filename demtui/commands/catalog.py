@@ -19,7 +19,7 @@ def plugins(
     registry: RegistryOpt = None,
 ) -> None:
     """Show every plugin, where it came from, what it provides and any problem."""
-    reg = load_registry(registry)
+    reg = load_registry(registry, check_defaults=False)
     problems: list[str] = []
     if check:
         from demtui.plugin_check import check_registry
@@ -101,7 +101,7 @@ def show(name: Annotated[str, typer.Argument(help="A component name, e.g. df-uap
         origin = comp.provider.describe() if comp.provider else "no plugin"
         console.print(f"[bold]{escape(reg.ref_of(comp))}[/] ({comp.kind}, from {escape(origin)}): {escape(comp.summary)}")
         if comp.help:
-            console.print(comp.help)
+            console.print(escape(comp.help))
         for label, value in _extras(comp):
             console.print(f"  {label}: {escape(value)}")
         if len(comp.params):
@@ -109,7 +109,9 @@ def show(name: Annotated[str, typer.Argument(help="A component name, e.g. df-uap
             for col in ("Param", "Type", "Default", "Range", "Help"):
                 table.add_column(col)
             for p in comp.params:
-                table.add_row(p.name, p.type, _fmt_default(p.default), p.describe_range(), p.help)
+                budget = p.name == getattr(comp, "budget_param", None) or "eps" in p.name
+                table.add_row(*(escape(cell) for cell in (p.name, p.type, _fmt_default(p.default, budget),
+                                                         p.describe_range(), p.help)))
             console.print(table)
 
 
@@ -133,8 +135,9 @@ def _extras(comp: Any) -> list[tuple[str, str]]:
     return out
 
 
-def _fmt_default(value: Any) -> str:
+def _fmt_default(value: Any, budget: bool = False) -> str:
+    """Budgets (ε-like) on the 1/255 pixel grid read as k/255, the way the paper writes them; other floats as floats."""
     if isinstance(value, float):
-        on_grid = 0 < value < 1 and abs(value * 255 - round(value * 255)) < 1e-9
+        on_grid = budget and 0 < value < 1 and abs(value * 255 - round(value * 255)) < 1e-9
         return f"{round(value * 255)}/255" if on_grid else f"{value:g}"
     return "—" if value is None else str(value)

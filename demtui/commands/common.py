@@ -51,8 +51,8 @@ def guard(fn):
         except Exception as exc:
             if STATE["debug"]:
                 raise
-            stderr(f"[red]internal error:[/] {type(exc).__name__}: {exc} (re-run with --debug for the trace "
-                   "and report it).")
+            what = escape(f"{type(exc).__name__}: {exc}")
+            stderr(f"[red]internal error:[/] {what} (re-run with --debug for the trace and report it).")
             raise typer.Exit(1) from None
     return wrapper
 
@@ -63,11 +63,20 @@ def escape(text: str) -> str:
     return rich_escape(text)
 
 
-def load_registry(path: Path | None, warn: bool = False):
-    """The shared registry; with ``warn``, one line on stderr when plugins did not load cleanly."""
+def load_registry(path: Path | None, warn: bool = False, check_defaults: bool = True):
+    """The shared registry; with ``warn``, one line on stderr when plugins did not load cleanly.
+
+    A bad registry.toml default would silently run another experiment than the one the user
+    wrote, so commands that use defaults (run, show, list) refuse it; ``plugins`` reports it.
+    """
     from demtui.registry import describe_broken, get_registry
 
     reg = get_registry(path)
+    problems = getattr(reg, "defaults_problems", [])
+    if check_defaults and problems:
+        files = [s for s in reg.config.sources if not s.endswith("demtui/registry.toml")] or reg.config.sources
+        raise DemtuiError(f"registry.toml {problems[0]}; fix it in {', '.join(files) or 'registry.toml'}"
+                          + (f" ({len(problems) - 1} more: run 'demtui plugins')." if len(problems) > 1 else "."))
     line = describe_broken(reg) if warn else ""
     if line:
         stderr(f"[yellow]warning:[/] {escape(line)}")

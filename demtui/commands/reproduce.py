@@ -64,8 +64,10 @@ def reproduce(
     files = driver.finish(root, tdef, preset, cells)
     if as_json:
         entries = [c.manifest_entry(root) for c in grid.cells]
-        sys.stdout.write(json.dumps({"run_dir": str(root), "table": tdef.id, "preset": preset, "status": grid.status,
-                                     "files": [str(f) for f in files], "sweep": entries}) + "\n")
+        from demtui.jsonsafe import dumps
+
+        sys.stdout.write(dumps({"run_dir": str(root), "table": tdef.id, "preset": preset, "status": grid.status,
+                                "files": [str(f) for f in files], "sweep": entries}) + "\n")
     else:
         typer.echo((root / "table.md").read_text(encoding="utf-8"))
         typer.echo("Wrote " + ", ".join(str(f) for f in files))

@@ -29,6 +29,7 @@ def run(
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="section.param=value, repeatable.")] = None,
     sweep: Annotated[Optional[list[str]], typer.Option("--sweep", help="section.param=v1,v2: one run per value (repeatable: every combination).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run (or grid) in --out, skipping finished stages.")] = False,
+    rerun: Annotated[Optional[str], typer.Option("--rerun", help="Redo STAGE and every stage after it in the run in --out (implies --resume), e.g. attack.")] = None,
     executor: Annotated[Optional[str], typer.Option("--executor", help="Where runs execute: inline (default), local, ray, slurm; see 'demtui list executors'.")] = None,
     jobs: Annotated[Optional[int], typer.Option("--jobs", help="Runs at once (local executor; implies it).", min=1)] = None,
     devices: Annotated[Optional[str], typer.Option("--devices", help="Devices to spread runs over, e.g. cuda:0,cuda:1 (local executor; implies it).")] = None,
@@ -41,8 +42,14 @@ def run(
     from demtui import spec as specmod
 
     reg = load_registry(registry, warn=True)
+    if rerun is not None:
+        resume = True
     if resume and out is None:
-        raise DemtuiError("--resume needs --out pointing at the run directory to continue.")
+        raise DemtuiError(f"{'--rerun' if rerun else '--resume'} needs --out pointing at the run directory to continue.")
+    if resume:
+        from demtui.resume import check_resumable
+
+        check_resumable(out)  # a typo'd path must not start a new run
     overlay = _flag_overlay(model, dataset, attack, defense, targets, layer, device, seed)
     overlay = specmod.merge(overlay, specmod.parse_set(set_ or []))
     saved = out / "spec.toml" if out else None
@@ -61,7 +68,12 @@ def run(
     choice = launch.choose_executor(executor_section, executor, jobs, devices, ray_address)
     registry_file = str(registry.resolve()) if registry else None
     if axes:
+        if rerun is not None:
+            raise DemtuiError("--rerun works on one run, not a grid; rerun a cell's own directory instead.")
         cells = launch.plan_cells(data, axes, reg)  # every combination valid before any runs
+        from demtui.preflight import preflight_cells
+
+        preflight_cells(cells, reg)  # and every check that needs no data, before any cell starts
         first = specmod.resolve(sweepmod.variants(data, axes)[0].data, reg)
         root = out or Path("runs") / f"sweep-{_slug(first)}-{time.strftime('%Y%m%d-%H%M%S')}"
         launch.write_sweep_spec(root, data, axes, resume)
@@ -72,13 +84,27 @@ def run(
         return
     run_spec = specmod.resolve(data, reg)
     run_dir = out or Path("runs") / f"{_slug(run_spec)}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if rerun is not None or not choice.inline:  # inline, the engine runs it first thing
+        from demtui.preflight import preflight
+
+        preflight(run_spec, reg)  # names, files, layers, targets: seconds, before any data or training
+    if rerun is not None or (resume and not choice.inline):
+        # Done here under the run's lock, so a background worker (which reads the saved spec) runs the new one.
+        from demtui.resume import rerun as rerun_stages
+
+        dropped, notes = rerun_stages(run_dir, run_spec, reg, rerun)
+        if not quiet and rerun is not None:
+            stderr(f"Re-running {', '.join(dropped) or rerun} in {run_dir}.", markup=False)
+        if not quiet and notes:
+            stderr(f"Spec changes for stages that had not finished: {'; '.join(notes)}.", markup=False)
     if not choice.inline:
         runner = launch.build_executor(choice, reg, run_dir, registry_file=registry_file, quiet=quiet)
         handle = launch.wait_single(runner, run_spec, run_dir, resume=resume)
         if handle.status != "finished":
             code = handle.returncode if handle.returncode in (2, 3, 130) else 3
             if code != 130:
-                stderr(f"error: {handle.message}", markup=False)
+                message = handle.message.replace(": error: ", ": ").removeprefix("error: ")  # the worker's own label
+                stderr(f"error: {message}", markup=False)
             raise typer.Exit(code)
         from demtui.engine import Outcome
         from demtui.store import RunStore

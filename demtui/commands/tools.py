@@ -30,7 +30,9 @@ def train(
                              "run": {"device": device, "seed": seed}}, specmod.parse_set(set_ or []))
     run_spec = specmod.resolve(specmod.merge(specmod.quickstart_dict(), overlay), reg)
     result = train_to_file(run_spec, reg, out)
-    typer.echo(json.dumps(result, indent=2))
+    from demtui.jsonsafe import dumps
+
+    typer.echo(dumps({k: v for k, v in result.items() if v is not None}, indent=2))
 
 
 @guard

@@ -114,6 +114,12 @@ class DemtuiApp(App[None]):
         if theme:
             self.theme = theme
 
+    def notify(self, message: str, *, title: str = "", severity: Any = "information",
+               timeout: float | None = None, markup: bool = False) -> None:
+        """Messages carry user text (paths, '[section]' names): always shown literally, never as markup
+        (widgets' notify passes markup=True by default, so the flag is ignored on purpose)."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
+
     def compose(self) -> ComposeResult:
         with TabbedContent(id="main-tabs", initial="compose"):
             with TabPane("Compose F2", id="compose"):
@@ -317,7 +323,14 @@ class DemtuiApp(App[None]):
         if view.status == "finished":
             self.notify(f"{path.name} finished; nothing to resume.", title="Resume")
             return
-        if view.status == "running" and h is None and key not in self._resume_anyway:
+        from demtui.lock import holder_if_locked
+
+        holder = holder_if_locked(path)  # the run's own lock says whether anyone still writes it
+        if holder is not None:
+            self.notify(f"{path.name} is being written by {holder.describe()}; wait for it to finish or stop it "
+                        "before resuming.", title="Resume", severity="warning")
+            return
+        if view.status == "running" and h is None and key not in self._resume_anyway and not (path / "run.lock").exists():
             self._resume_anyway.add(key)
             self.notify(f"{path.name} has no final event: it may still be running elsewhere. If its process is "
                         "gone, press r again to resume it.", title="Resume", severity="warning")
