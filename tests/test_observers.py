@@ -249,3 +249,61 @@ def test_spec_keys_and_tables_enable_observers_and_resume_may_change_them(tmp_pa
     store.create()
     (tmp_path / "r" / "spec.toml").write_text(spec.to_toml())
     check_run_dir(store, specmod.resolve(specmod.quickstart_dict(), reg), resume=True)  # observers may differ
+
+
+def _events(run_id: str) -> list[dict[str, Any]]:
+    spec = {"run": {"seed": 0, "targets": [1]}, "attack": {"name": "df-uap"}}
+    return [{"type": "run_started", "run": run_id, "time": 1.0, "spec": spec},
+            {"type": "progress", "stage": "attack", "done": 3, "total": 5, "info": {"loss": 0.5}, "time": 2.0},
+            {"type": "stage_finished", "stage": "attack", "seconds": 1.0, "summary": {}, "time": 3.0},
+            {"type": "run_finished", "summary": {"sr_before": 0.9}, "seconds": 3.0, "time": 4.0}]
+
+
+def test_a_grids_runs_nest_under_one_mlflow_parent_run_in_the_grid_folder(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from demtui.observers import ObserverContext
+    from demtui.plugins.observers.mlflow_obs import make
+
+    _clean(monkeypatch, tmp_path)
+    grid = tmp_path / "grid"
+    grid.mkdir()
+    (grid / "sweep.json").write_text("{}")
+    params = {"tracking_uri": "", "experiment": "demtui", "nested": True, "log_artifacts": False}
+    for label in ("attack.eps=4_255", "attack.eps=8_255"):
+        (grid / label).mkdir()
+        obs = make(params, ObserverContext(run_dir=grid / label, name="mlflow"))
+        for event in _events(label):
+            obs.on_event(event)
+        obs.close("finished")
+    client = MlflowClient((grid / "mlruns").as_uri())
+    runs = client.search_runs([client.get_experiment_by_name("demtui").experiment_id])
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    [parent] = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert parent.info.run_name == "grid" and len(children) == 2
+    assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parent.info.run_id}
+    assert sorted(r.info.run_name for r in children) == ["attack.eps=4_255", "attack.eps=8_255"]
+    assert all(r.data.metrics["final/sr_before"] == 0.9 for r in children)
+
+
+def test_mlflow_honours_the_tracking_uri_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from demtui.plugins.observers.mlflow_obs import tracking_uri
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert tracking_uri({}, tmp_path / "run", None) == (tmp_path / "run" / "mlruns").as_uri()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://tracker:5000")
+    assert tracking_uri({}, tmp_path / "run", None) == "http://tracker:5000"
+    assert tracking_uri({"tracking_uri": "sqlite:///x.db"}, tmp_path / "run", None) == "sqlite:///x.db"
+
+
+def test_wandb_goes_online_only_with_a_key_and_honours_wandb_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    from demtui.plugins.observers.wandb_obs import choose_mode
+
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    assert choose_mode("auto") == "offline"
+    monkeypatch.setenv("WANDB_API_KEY", "k" * 40)
+    assert choose_mode("auto") == "online"
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    assert choose_mode("auto") == "disabled" and choose_mode("offline") == "offline"
