@@ -106,8 +106,11 @@ class ObserverHub:
             self._queue.put(_Stop(self.status), timeout=5)
         except queue.Full:
             pass
-        self._thread.join(self.close_timeout)
-        if self._thread.is_alive():
+        try:
+            self._thread.join(self.close_timeout)
+        except KeyboardInterrupt:  # a second Ctrl-C: stop waiting for trackers (the thread is a daemon)
+            self.note("stopped waiting for observers (Ctrl-C); what they had not written is missing from them")
+        if self._thread.is_alive() and self.observers:
             self.note(f"observer(s) {', '.join(self.observers)} still busy {self.close_timeout:.0f} s after the run "
                       "ended; left behind (the run's own files are complete)")
         if self.dropped:
