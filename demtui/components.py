@@ -303,6 +303,22 @@ class ExecutorSource(Component):
     kind: ClassVar[str] = "executor"
 
 
+@dataclass(frozen=True)
+class ObserverSource(Component):
+    """Watches runs and mirrors them into an experiment tracker (TensorBoard, MLflow, W&B …).
+
+    The entry is ``make(params: dict, ctx: demtui.observers.ObserverContext) -> Observer``
+    (an object with ``on_event(event)`` and optionally ``close(status)``); it runs on the
+    observer thread, never in the training loop (docs/observers.md). ``extra`` names the
+    pip extra its code needs and ``needs`` the modules that extra provides: they are
+    checked, without importing them, before a run writes anything.
+    """
+
+    extra: str = ""
+    needs: tuple[str, ...] = ()
+    kind: ClassVar[str] = "observer"
+
+
 KINDS: dict[str, type[Component]] = {
     "model": ModelSource,
     "dataset": DatasetSource,
@@ -310,7 +326,8 @@ KINDS: dict[str, type[Component]] = {
     "attack": Attack,
     "defense": Defense,
     "executor": ExecutorSource,
+    "observer": ObserverSource,
 }
 # CLI words (plural) → kind
 KIND_WORDS = {"models": "model", "datasets": "dataset", "layers": "layers", "attacks": "attack", "defenses": "defense",
-              "executors": "executor"}
+              "executors": "executor", "observers": "observer"}

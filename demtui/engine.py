@@ -55,8 +55,10 @@ def check_run_dir(store: RunStore, spec: RunSpec, resume: bool) -> list[str]:
     if not store.spec_path.exists():
         return []
     saved, mine = R.saved_spec(store.spec_path), spec.to_dict()
-    saved.get("run", {}).pop("device", None)
-    mine["run"].pop("device", None)
+    for d in (saved, mine):  # where it runs and who watches never change what it computes
+        d.get("run", {}).pop("device", None)
+        d.get("run", {}).pop("observers", None)
+        d.pop("observer", None)
     return R.check_changes(store.root, _normalise(saved), _normalise(mine), finished)
 
 
@@ -84,6 +86,9 @@ def execute(spec: RunSpec, registry: Registry, run_dir: Path, *, resume: bool = 
     from demtui.preflight import preflight
 
     preflight(spec, registry)  # every check that needs no data, before the directory is touched
+    from demtui.observers import check as check_observers
+
+    check_observers(spec, registry)  # a missing tracker extra fails before anything is written too
     store = RunStore(run_dir)
     lock = DirLock(run_dir).acquire()  # one writer per run directory, before anything is read or written
     try:
@@ -115,9 +120,11 @@ def _execute_locked(spec: RunSpec, registry: Registry, store: RunStore, device: 
     bus = EventBus(run_id=run_id, seq=len(read_events(store.events_path, strict=False)))
     writer = JsonlWriter(store.events_path)
     bus.subscribe(writer)
-    bus.subscribe(registry.emit)
     for listener in listeners:
         bus.subscribe(listener)
+    from demtui.observers import start_hub
+
+    hub = start_hub(spec, registry, run_dir, bus)  # observers and demtui_run_event hooks, off the run's thread
     ctx = RunContext(device=device, seed=spec.run["seed"], bus=bus, artifacts=store.artifacts)
     from demtui import __version__
     from demtui.prepare import prepare
@@ -187,6 +194,8 @@ def _execute_locked(spec: RunSpec, registry: Registry, store: RunStore, device: 
     finally:
         if in_main:
             signal.signal(signal.SIGTERM, previous)
+        if hub is not None:
+            hub.close()
         writer.close()
 
 

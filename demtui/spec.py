@@ -53,7 +53,7 @@ MODEL_COMMON = schema(
     Param("train", "choice", "auto", "auto: train a victim when no checkpoint/pretrained weights (cached); "
           "always; never.", choices=("auto", "always", "never")),
 )
-SECTIONS = ("run", "model", "dataset", "victim", "attack", "defense")
+SECTIONS = ("run", "model", "dataset", "victim", "attack", "defense", "observer")
 COMPONENT_SECTIONS = {"model": "model", "dataset": "dataset", "attack": "attack", "defense": "defense"}
 
 
@@ -74,6 +74,8 @@ class RunSpec:
     victim: dict[str, Any]
     attack: Choice
     defense: Choice | None
+    #: experiment-tracker observers (run.observers + [observer.NAME] tables); they never change results
+    observers: list[Choice] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"run": {**self.run, "targets": list(self.targets)}}
@@ -82,6 +84,9 @@ class RunSpec:
             out[key] = {"name": "none"} if choice is None else {"name": choice.name, **_drop_none(choice.params)}
         out["victim"] = _drop_none(self.victim)
         out["run"] = _drop_none(out["run"])
+        if self.observers:
+            out["run"]["observers"] = [o.name for o in self.observers]
+            out["observer"] = {o.name: _drop_none(o.params) for o in self.observers}
         return out
 
     def to_toml(self) -> str:
@@ -148,6 +153,7 @@ def resolve(data: dict[str, Any], registry: "Registry") -> RunSpec:
                             + f" Sections are: {', '.join(SECTIONS)}.")
     run_values = dict(data.get("run", {}))
     targets = _targets(run_values.pop("targets", [0]))
+    observers = _observers(run_values.pop("observers", []), data.get("observer", {}), registry)
     run = RUN_PARAMS.validate(run_values, owner="run")
     if run["mode"] == "targeted" and not targets:
         raise SpecError("The target list is empty; give class indices or names, e.g. --targets 0,3,5, "
@@ -161,7 +167,46 @@ def resolve(data: dict[str, Any], registry: "Registry") -> RunSpec:
     if run["mode"] == "untargeted" and not registry.get("attack", attack.name).untargeted:
         raise SpecError(f"Attack '{attack.name}' has no non-targeted mode; pick another attack or run.mode=targeted.")
     return RunSpec(run=run, targets=targets if run["mode"] == "targeted" else [], model=model,
-                   dataset=dataset, victim=victim, attack=attack, defense=defense)
+                   dataset=dataset, victim=victim, attack=attack, defense=defense, observers=observers)
+
+
+def with_observers(data: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    """Add ``--observer`` names to a spec dict's run.observers (kept in order, no repeats)."""
+    if not names:
+        return data
+    run = dict(data.get("run", {}))
+    current = _names(run.get("observers", []))
+    run["observers"] = current + [n for n in names if n not in current]
+    return {**data, "run": run}
+
+
+def _names(value: Any) -> list[str]:
+    if isinstance(value, str):
+        value = [v for v in value.replace(" ", "").split(",") if v]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise SpecError(f"run.observers must be a list of observer names, e.g. [\"tensorboard\"], got {value!r}.")
+    return [v.strip() for v in value]
+
+
+def _observers(names: Any, tables: Any, registry: "Registry") -> list[Choice]:
+    """Each enabled observer with its validated [observer.NAME] params (``--set observer.NAME.k=v`` works too)."""
+    if not isinstance(tables, dict):
+        raise SpecError("Spec section 'observer' must hold one table per observer, e.g. [observer.tensorboard].")
+    by_name: dict[str, dict[str, Any]] = {}
+    for key, value in tables.items():
+        name, dot, param = str(key).partition(".")
+        if dot:  # from --set observer.NAME.param=value
+            by_name.setdefault(name, {})[param] = value
+        elif isinstance(value, dict):
+            by_name.setdefault(name, {}).update(value)
+        else:
+            raise SpecError(f"[observer] entry '{key}' must be a table of that observer's params, e.g. "
+                            f"[observer.{key}], or --set observer.NAME.param=value.")
+    out = []
+    for name in dict.fromkeys(_names(names)):
+        source = registry.get("observer", name)
+        out.append(Choice(name=name, params=source.params.validate(by_name.get(name, {}), owner=f"observer {name}")))
+    return out
 
 
 def _targets(value: Any) -> list[int | str]:
