@@ -5,7 +5,6 @@ Torch-free: `demtui report RUN` rebuilds the report from results.json alone.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
