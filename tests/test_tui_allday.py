@@ -1,0 +1,88 @@
+"""The TUI kept open all day (issue 15): many runs, dead runs, fast typing, live validation,
+an 80×24 terminal, and the smaller things a user trips over. Pilot-driven, no real runs."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+from textual.widgets import Input, Select
+
+from demtui.devices import Device
+from demtui.tui.app import make_app
+from demtui.tui.compose_pane import ComposePane
+from demtui.tui.forms import ParamForm
+from demtui.tui.foreign import this_host
+from demtui.tui.history_pane import HistoryPane
+from demtui.tui.runinfo import read_run_info
+from demtui.tui.sample import write_sample_run
+
+DEVICES = [Device("auto", "auto"), Device("cpu", "CPU")]
+
+
+def sync(test: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(test)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        return asyncio.run(test(*args, **kwargs))
+    return run
+
+
+async def wait_for(pilot: Any, cond: Callable[[], Any], timeout: float = 30.0, what: str = "") -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return
+        await pilot.pause(0.05)
+    raise AssertionError(f"timed out waiting for {what or cond}")
+
+
+def dead_pid() -> int:
+    """The pid of a process that has already ended."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+@sync
+async def test_forty_runs_are_all_watched_by_one_thread(tmp_path: Path) -> None:
+    """More runs than Textual's thread pool has workers (min(32, CPUs+4)): every one loads,
+    History still rescans, and following them costs one thread, not one per run."""
+    runs = [write_sample_run(tmp_path / "runs" / f"r{i:02d}", stop_after="analyse") for i in range(40)]
+    app = make_app(runs_dir=tmp_path / "runs", devices=list(DEVICES))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause(0.2)
+        threads = threading.active_count()
+        keys = [app.open_run(r) for r in runs]
+        await wait_for(pilot, lambda: all(app.views[k].status == "running" and app.views[k].stages.get("defend")
+                                          for k in keys), 30, "all 40 runs loaded")
+        assert threading.active_count() <= threads + 1
+        (tmp_path / "runs" / "r00").rename(tmp_path / "runs" / "zz-renamed")
+        await pilot.press("f4")
+        history = app.query_one(HistoryPane)
+        await wait_for(pilot, lambda: any(i.name == "zz-renamed" for i in history.infos), 10, "rescan")
+
+
+@sync
+async def test_a_run_whose_process_died_shows_died_not_running(tmp_path: Path) -> None:
+    gone = dead_pid()
+    dead = write_sample_run(tmp_path / "runs" / "dead", stop_after="attack", pid=gone, host=this_host())
+    elsewhere = write_sample_run(tmp_path / "runs" / "elsewhere", stop_after="attack", pid=gone, host="another-host")
+    info = read_run_info(dead)
+    assert info.status == "died" and "resume" in info.problem
+    assert read_run_info(elsewhere).status == "running?"  # another host: cannot tell from here
+    app = make_app(runs_dir=tmp_path / "runs", devices=list(DEVICES))
+    async with app.run_test(size=(100, 30)) as pilot:
+        key = app.open_run(dead)
+        other = app.open_run(elsewhere)
+        await wait_for(pilot, lambda: app.status_of(key)[0] == "died", 10, "died")
+        app.select_run(key)
+        await wait_for(pilot, lambda: "gone without a final event" in str(app.query_one("#run-problem").render()), 5)
+        assert app.views[key].stages["analyse"].status == "died"
+        assert app.status_of(other)[0] == "running"
