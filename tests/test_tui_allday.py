@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
+from textual import events
 from textual.widgets import Input, Select
 
 from demtui.devices import Device
@@ -86,3 +87,41 @@ async def test_a_run_whose_process_died_shows_died_not_running(tmp_path: Path) -
         await wait_for(pilot, lambda: "gone without a final event" in str(app.query_one("#run-problem").render()), 5)
         assert app.views[key].stages["analyse"].status == "died"
         assert app.status_of(other)[0] == "running"
+
+
+@sync
+async def test_typing_right_after_loading_a_spec_loses_no_key(tmp_path: Path) -> None:
+    spec = tmp_path / "s.toml"
+    spec.write_text('[run]\ntargets = [1]\n[attack]\nname = "df-uap"\niterations = 10\n[defense]\nname = "none"\n')
+    app = make_app(runs_dir=tmp_path / "runs", devices=list(DEVICES))
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = app.query_one(ComposePane)
+        await wait_for(pilot, lambda: len(pane.query(ParamForm)) == 6, 10, "forms")
+        await pilot.press("ctrl+o", *str(spec))
+        name = pane.query_one("#run-name", Input)
+        region = name.region
+        # Enter, then at once a click on Name and fast typing: all queued before any is handled
+        app.post_message(events.Key("enter", "\r"))
+        await pilot.click(offset=(region.x + 2, region.y))
+        for ch in "trial1-abcdef":
+            app.post_message(events.Key("minus" if ch == "-" else ch, ch))
+        await wait_for(pilot, lambda: pane.query_one("#form-attack", ParamForm).raw("iterations") == "10", 10)
+        await pilot.pause(0.3)
+        assert pane.query_one("#run-name", Input).value == "trial1-abcdef"
+        assert app.focused is pane.query_one("#run-name", Input)
+
+
+@sync
+async def test_open_prompt_keeps_its_default_and_completes_paths(tmp_path: Path) -> None:
+    write_sample_run(tmp_path / "runs" / "sample-one")
+    app = make_app(runs_dir=tmp_path / "runs", devices=list(DEVICES))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f3", "o")
+        field = app.query_one("#prompt-input", Input)
+        assert app.focused is field and field.value == str(tmp_path / "runs") + "/"
+        await pilot.press("s", "a", "tab")  # typing adds to the default (it is not pre-selected)
+        assert field.value == str(tmp_path / "runs" / "sample-one") + "/"
+        await pilot.press("enter")
+        key = str((tmp_path / "runs" / "sample-one").resolve())
+        await wait_for(pilot, lambda: key in app.views and app.views[key].status == "finished", 10, "opened")
+        assert not app.query_one("#prompt-bar").display

@@ -30,6 +30,7 @@ from demtui.devices import Device, detect_devices
 from demtui.executors.base import ACTIVE, CANCELLED, FAILED, QUEUED, RUNNING, RunHandle
 from demtui.executors.local import LocalProcessExecutor, device_key
 from demtui.tui.history_pane import HistoryPane
+from demtui.tui.prompt import PromptBar
 from demtui.tui.runinfo import is_run_dir
 from demtui.tui.runview import RunView
 from demtui.tui.watch_pane import STATUS_STYLE, WatchPane
@@ -111,6 +112,7 @@ class DemtuiApp(App[None]):
                 yield WatchPane(id="watch-pane")
             with TabPane("History F4", id="history"):
                 yield HistoryPane(self.runs_dir, id="history-pane")
+        yield PromptBar(id="prompt-bar")
         yield Footer()
 
     def on_ready(self) -> None:
@@ -355,11 +357,13 @@ class DemtuiApp(App[None]):
     def action_toggle_theme(self) -> None:
         self.theme = "textual-light" if self.current_theme.dark else "textual-dark"
 
-    def action_open_dir(self) -> None:
-        from demtui.tui.dialogs import PathPrompt
+    def ask_path(self, title: str, value: str, callback: Any) -> None:
+        """The inline path prompt above the footer (Tab completes)."""
+        self.query_one(PromptBar).ask(title, value, callback)
 
-        self.push_screen(PathPrompt("Open run directory", str(self.runs_dir) + os.sep),
-                         lambda p: self.open_run(Path(p)) if p else None)
+    def action_open_dir(self) -> None:
+        self.ask_path("Open run directory", str(self.runs_dir) + os.sep,
+                      lambda p: self.open_run(Path(p)) if p else None)
 
     async def action_quit(self) -> None:
         active = self.executor.active()

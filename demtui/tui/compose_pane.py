@@ -348,10 +348,8 @@ class ComposePane(Horizontal):
         if spec is None:
             self.notify(self.last_error, title="Cannot save", severity="error")
             return
-        from demtui.tui.dialogs import PathPrompt
-
         default = f"{self.query_one('#run-name', Input).value.strip() or slug(spec)}.toml"
-        self.app.push_screen(PathPrompt("Save spec as", default), lambda p: self.save_to(spec, p))
+        self.app.ask_path("Save spec as", default, lambda p: self.save_to(spec, p))  # type: ignore[attr-defined]
 
     def save_to(self, spec: RunSpec, path: str | None) -> None:
         if not path:
@@ -367,9 +365,7 @@ class ComposePane(Horizontal):
         self.notify(f"Saved {target}", title="Spec")
 
     def action_load(self) -> None:
-        from demtui.tui.dialogs import PathPrompt
-
-        self.app.push_screen(PathPrompt("Load spec TOML", ""), self._load_chosen)
+        self.app.ask_path("Load spec TOML", "", self._load_chosen)  # type: ignore[attr-defined]
 
     async def _load_chosen(self, path: str | None) -> None:
         if path:
