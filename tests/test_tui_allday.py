@@ -125,3 +125,20 @@ async def test_open_prompt_keeps_its_default_and_completes_paths(tmp_path: Path)
         key = str((tmp_path / "runs" / "sample-one").resolve())
         await wait_for(pilot, lambda: key in app.views and app.views[key].status == "finished", 10, "opened")
         assert not app.query_one("#prompt-bar").display
+
+
+@sync
+async def test_no_bogus_error_while_the_form_loads(tmp_path: Path) -> None:
+    """Ctrl+N pressed again and again during start-up: the status line never blames a field."""
+    app = make_app(runs_dir=tmp_path / "runs", devices=list(DEVICES))
+    seen: list[str] = []
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = app.query_one(ComposePane)
+        for _ in range(12):
+            await pilot.press("ctrl+n")
+            seen.append(str(app.query_one("#spec-status").render()))
+            await pilot.pause(0.02)
+        await wait_for(pilot, lambda: "✓ valid" in str(app.query_one("#spec-status").render()), 15, "valid")
+        seen.append(str(app.query_one("#spec-status").render()))
+        assert len(pane.query(ParamForm)) == 6
+    assert not [s for s in seen if "✗" in s], seen

@@ -319,13 +319,15 @@ async def main():
             await pilot.pause(0.05)
             if "valid" in str(app.query_one("#spec-status").render()):
                 break
-        print(json.dumps({{"torch": "torch" in sys.modules, "status": str(app.query_one("#spec-status").render())}}))
+        print(json.dumps({{"torch": "torch" in sys.modules, "status": str(app.query_one("#spec-status").render()),
+                          "registry_at_first_frame": app.registry_at_first_frame}}))
 asyncio.run(main())
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     result = json.loads(out.strip().splitlines()[-1])
     assert "valid" in result["status"], result  # the forms were really filled and resolved
     assert result["torch"] is False
+    assert result["registry_at_first_frame"] is False  # plugins are imported after the first frame
 
 
 def test_bare_demtui_opens_the_tui_on_a_terminal_and_prints_help_when_piped(tmp_path: Path) -> None:

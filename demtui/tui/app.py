@@ -85,10 +85,9 @@ class DemtuiApp(App[None]):
         self._started = time.perf_counter()
         self.ready_after: float | None = None
         self.runs_dir = Path(runs_dir or os.environ.get("DEMTUI_RUNS") or "runs")
-        if registry is None:
-            self.registry, self.registry_error = load_registry()
-        else:
-            self.registry, self.registry_error = registry, ""
+        # The registry (plugin imports) loads after the first frame unless one is given.
+        self.registry, self.registry_error = registry, ""
+        self._load_registry = registry is None
         self._detect = devices is None
         base = [Device("auto", "auto (GPU when available)"), Device("cpu", "CPU")]
         given = list(devices or [])
@@ -107,7 +106,8 @@ class DemtuiApp(App[None]):
     def compose(self) -> ComposeResult:
         with TabbedContent(id="main-tabs", initial="compose"):
             with TabPane("Compose F2", id="compose"):
-                yield ComposePane(self.registry, self.registry_error, self.devices, id="compose-pane")
+                yield ComposePane(self.registry, self.registry_error, self.devices, id="compose-pane",
+                                  loading=self._load_registry)
             with TabPane("Watch F3", id="watch"):
                 yield WatchPane(id="watch-pane")
             with TabPane("History F4", id="history"):
@@ -117,6 +117,14 @@ class DemtuiApp(App[None]):
 
     def on_ready(self) -> None:
         self.ready_after = time.perf_counter() - self._started  # first frame on screen
+        self.registry_at_first_frame = "demtui.registry" in __import__("sys").modules
+        if self._load_registry:
+            self.call_after_refresh(self._registry_loaded)
+
+    async def _registry_loaded(self) -> None:
+        """After the first frame: import the plugins' metadata, then fill Compose."""
+        self.registry, self.registry_error = load_registry()
+        await self.query_one(ComposePane).set_registry(self.registry, self.registry_error)
 
     def on_mount(self) -> None:
         self.run_worker(self._follow_loop, thread=True, group="follow", name="follower", exit_on_error=False)

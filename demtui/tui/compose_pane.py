@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+import asyncio
 
 from rich.text import Text
 from textual import on
@@ -22,7 +23,6 @@ from textual.widgets import Input, Label, Select, Static, Tree
 
 from demtui.errors import DemtuiError
 from demtui.params import ParamSchema
-from demtui.registry import Registry
 from demtui.spec import (
     MODEL_COMMON,
     RUN_PARAMS,
@@ -35,6 +35,9 @@ from demtui.spec import (
 )
 from demtui.devices import Device
 from demtui.tui.forms import ParamForm, text_of
+
+if TYPE_CHECKING:
+    from demtui.registry import Registry
 
 PICKED = ("model", "dataset", "attack", "defense")
 KIND_TITLES = (("model", "Models"), ("dataset", "Datasets"), ("layers", "Entropy layers"),
@@ -59,13 +62,17 @@ class ComposePane(Horizontal):
         Binding("ctrl+n", "reset", "Quickstart"),
     ]
 
-    def __init__(self, registry: Registry | None, registry_error: str, devices: list[Device], **kwargs: Any) -> None:
+    def __init__(self, registry: Registry | None, registry_error: str, devices: list[Device], *,
+                 loading: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.registry = registry
         self.registry_error = registry_error
         self.devices = devices
         self._timer: Timer | None = None
         self.last_error = ""
+        self.loading = loading  # the registry is still on its way (it loads after the first frame)
+        self._loads = 0  # forms being (re)built: validation waits, so no bogus "needs a value"
+        self._load_lock = asyncio.Lock()
 
     # -- layout --------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -87,13 +94,26 @@ class ComposePane(Horizontal):
             yield Static("", id="spec-status")
 
     def on_mount(self) -> None:
-        self._fill_tree()
         self.query_one("#registry-tree").focus()
+        if self.loading:
+            self.query_one("#spec-status", Static).update(Text("Loading the registry…", style="dim"))
+            return
+        self._fill_tree()
         if self.registry is not None:  # after the first frame, so the window opens at once
             self.call_after_refresh(self.load_dict, quickstart_dict())
 
+    async def set_registry(self, registry: Registry | None, error: str) -> None:
+        """The registry arrived (after the first frame): fill the tree and the quickstart form."""
+        self.registry, self.registry_error, self.loading = registry, error, False
+        self._fill_tree()
+        if registry is not None:
+            await self.load_dict(quickstart_dict())
+        else:
+            self.validate_spec()
+
     def _fill_tree(self) -> None:
         tree = self.query_one("#registry-tree", Tree)
+        tree.root.remove_children()
         tree.show_root = False
         tree.root.expand()
         if self.registry is None:
@@ -193,7 +213,19 @@ class ComposePane(Horizontal):
             return (fallback if fallback in self.registry.components[section] else self.registry.names(section)[0]), ""
 
     async def load_dict(self, data: dict[str, Any]) -> None:
-        """Fill the whole form from a spec dict (quickstart, or a loaded file)."""
+        """Fill the whole form from a spec dict (quickstart, or a loaded file); one load at a time."""
+        if self.registry is None:
+            self.notify("The registry is still loading; try again in a moment.", title="Spec", severity="warning")
+            return
+        self._loads += 1
+        try:
+            async with self._load_lock:
+                await self._load_dict(data)
+        finally:
+            self._loads -= 1
+        self.schedule_validation()
+
+    async def _load_dict(self, data: dict[str, Any]) -> None:
         run = dict(data.get("run", {}))
         device = str(run.pop("device", "auto"))
         select = self.query_one("#run-device", Select)
@@ -214,7 +246,6 @@ class ComposePane(Horizontal):
                     Label("Victim training", classes="section-title"),
                     ParamForm("victim", "victim", VICTIM_PARAMS, data.get("victim", {}), id="form-victim")]
         await scroll.mount_all(widgets)
-        self.schedule_validation()
 
     def _pick_row(self, section: str, name: str, arch: str) -> Horizontal:
         children: list[Any] = [Select(self._options(section), value=name, allow_blank=False, id=f"pick-{section}",
@@ -305,6 +336,11 @@ class ComposePane(Horizontal):
         if not self.is_attached:
             return None
         status = self.query_one("#spec-status", Static)
+        if self.loading or self._loads:  # the form is being built: judge it when it is complete
+            self.last_error = "the form is still loading"
+            status.update(Text("Loading the form…", style="dim"))
+            status.set_class(False, "-error")
+            return None
         if self.registry is None:
             status.update(Text("✗ no registry: " + self.registry_error, style="bold red"))
             return None
