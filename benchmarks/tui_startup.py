@@ -8,6 +8,8 @@ repeated runs, each a fresh interpreter; also the import time of `demtui.tui.app
 
     OMP_NUM_THREADS=1 uv run --no-sync python benchmarks/tui_startup.py --repeats 7
 
+    ... --baseline /path/to/older/checkout   # side by side, alternating runs
+
 Prints a Markdown table for docs/benchmarks.md.
 """
 
@@ -26,7 +28,7 @@ ANSI = re.compile(rb"\x1b(\[[0-9;?<>=]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|P
 ENTRY = [sys.executable, "-c", "from demtui.cli import main; main()"]
 
 
-def one_start(cols: int, rows: int, timeout: float = 60.0) -> tuple[float, float]:
+def one_start(cols: int, rows: int, timeout: float = 60.0, source: str | None = None) -> tuple[float, float]:
     """(seconds to first paint, seconds to usable Compose) of one fresh start."""
     import fcntl
     import pty
@@ -39,7 +41,7 @@ def one_start(cols: int, rows: int, timeout: float = 60.0) -> tuple[float, float
     with tempfile.TemporaryDirectory() as cwd:
         t0 = time.perf_counter()
         proc = subprocess.Popen(ENTRY, stdin=slave, stdout=slave, stderr=slave, cwd=cwd, close_fds=True,
-                                env={**os.environ, "TERM": "xterm-256color", "DEMTUI_RUNS": os.path.join(cwd, "runs")})
+                                env=_env(source, TERM="xterm-256color", DEMTUI_RUNS=os.path.join(cwd, "runs")))
         os.close(slave)
         seen, first, usable = b"", None, None
         try:
@@ -68,27 +70,56 @@ def one_start(cols: int, rows: int, timeout: float = 60.0) -> tuple[float, float
     return first, usable
 
 
-def import_seconds() -> float:
+def _env(source: str | None, **extra: str) -> dict[str, str]:
+    """This checkout, or another source tree (``--baseline``) put first on PYTHONPATH."""
+    env = {**os.environ, **extra}
+    # Bytecode is cached as after any normal install (a sandbox may set PYTHONDONTWRITEBYTECODE,
+    # and then every start compiles Textual from source: about a second on the 2-core machine).
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    if source:
+        env["PYTHONPATH"] = os.path.abspath(source) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def import_seconds(source: str | None = None) -> float:
     code = "import time; t=time.perf_counter(); import demtui.tui.app; print(time.perf_counter()-t)"
-    return float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    return float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                                env=_env(source), cwd=tempfile.gettempdir()).stdout)
+
+
+def row(label: str, cols: int, rows: int, starts: list[tuple[float, float]], imports: list[float]) -> str:
+    paint = [s[0] for s in starts]
+    usable = [s[1] for s in starts]
+    return (f"| {label} | {cols}×{rows} | {len(starts)} | {statistics.median(imports):.2f} | "
+            f"{statistics.median(paint):.2f} ({min(paint):.2f}–{max(paint):.2f}) | "
+            f"{statistics.median(usable):.2f} ({min(usable):.2f}–{max(usable):.2f}) |")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--size", default="80x24", help="terminal COLSxROWS")
+    parser.add_argument("--baseline", help="another source tree (holding demtui/) to time side by side, "
+                                           "alternating runs so both see the same machine load")
     args = parser.parse_args()
     cols, rows = (int(v) for v in args.size.split("x"))
-    one_start(cols, rows)  # warm the file cache (first import after a checkout compiles .pyc)
-    starts = [one_start(cols, rows) for _ in range(args.repeats)]
-    imports = [import_seconds() for _ in range(args.repeats)]
-    paint = statistics.median(s[0] for s in starts)
-    usable = statistics.median(s[1] for s in starts)
-    print(f"| terminal | repeats | import demtui.tui.app (s) | first paint (s) | Compose usable (s) |")
-    print("|---|---|---|---|---|")
-    print(f"| {cols}×{rows} | {args.repeats} | {statistics.median(imports):.2f} | {paint:.2f} "
-          f"(min {min(s[0] for s in starts):.2f}, max {max(s[0] for s in starts):.2f}) | {usable:.2f} "
-          f"(min {min(s[1] for s in starts):.2f}, max {max(s[1] for s in starts):.2f}) |")
+    sources = {"this checkout": None, **({"baseline": args.baseline} if args.baseline else {})}
+    for source in sources.values():
+        one_start(cols, rows, source=source)  # warm the file cache (the first import compiles .pyc)
+    starts: dict[str, list[tuple[float, float]]] = {k: [] for k in sources}
+    imports: dict[str, list[float]] = {k: [] for k in sources}
+    for _ in range(args.repeats):
+        for label, source in sources.items():
+            starts[label].append(one_start(cols, rows, source=source))
+            imports[label].append(import_seconds(source))
+    print("| code | terminal | repeats | import demtui.tui.app (s) | first paint (s) | Compose usable (s) |")
+    print("|---|---|---|---|---|---|")
+    for label in sources:
+        print(row(label, cols, rows, starts[label], imports[label]))
+    if args.baseline:
+        ratio = lambda i: (statistics.median(s[i] for s in starts["this checkout"])  # noqa: E731
+                           / statistics.median(s[i] for s in starts["baseline"]))
+        print(f"\nthis checkout / baseline: first paint {ratio(0):.2f}×, Compose usable {ratio(1):.2f}×")
 
 
 if __name__ == "__main__":
