@@ -142,3 +142,41 @@ async def test_no_bogus_error_while_the_form_loads(tmp_path: Path) -> None:
         seen.append(str(app.query_one("#spec-status").render()))
         assert len(pane.query(ParamForm)) == 6
     assert not [s for s in seen if "✗" in s], seen
+
+
+@sync
+async def test_targets_and_run_names_are_checked_as_they_are_typed(tmp_path: Path) -> None:
+    (tmp_path / "runs" / "taken").mkdir(parents=True)
+    (tmp_path / "runs" / "taken" / "events.jsonl").write_text("")
+    app = make_app(runs_dir=tmp_path / "runs", devices=list(DEVICES))
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = app.query_one(ComposePane)
+        await wait_for(pilot, lambda: "✓ valid" in str(app.query_one("#spec-status").render()), 15, "valid")
+        status = lambda: str(app.query_one("#spec-status").render())  # noqa: E731
+        cases = {"0,3,99x": "Target '99x' is not a class of dataset 'shapes'",
+                 "0,3,10": "Target 10 is not a class of dataset 'shapes'; use an index from 0 to 9",
+                 "squar": "Did you mean 'square'?"}
+        targets = pane.query_one("#run-targets", Input)
+        for typed, expected in cases.items():
+            targets.value = typed
+            await wait_for(pilot, lambda: expected in status(), 5, expected)
+            assert targets.has_class("-bad")
+        targets.value = "0,square,9"
+        await wait_for(pilot, lambda: "✓ valid" in status(), 5, "names and indices accepted")
+        name = pane.query_one("#run-name", Input)
+        for typed, expected in {"../escape": "plain folder name", "a/b": "plain folder name",
+                                "taken": "already exists"}.items():
+            name.value = typed
+            await wait_for(pilot, lambda: expected in status(), 5, expected)
+            assert name.has_class("-bad")
+            await pilot.press("ctrl+r")
+            assert not app.views  # refused before anything is launched
+        name.value = "fine-name"
+        await wait_for(pilot, lambda: "✓ valid" in status(), 5)
+
+
+def test_shapes_metadata_lists_the_generator_s_classes() -> None:
+    from demtui.plugins.datasets import SHAPES
+    from demtui.plugins.datasets.shapes_gen import SHAPE_CLASSES
+
+    assert SHAPES == SHAPE_CLASSES

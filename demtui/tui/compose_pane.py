@@ -359,6 +359,12 @@ class ComposePane(Horizontal):
             status.update(Text("✗ " + self.last_error, style="bold red"))
             status.set_class(True, "-error")
             return None
+        problem = self._extra_checks(spec)
+        if problem:
+            self.last_error = problem
+            status.update(Text("✗ " + problem, style="bold red"))
+            status.set_class(True, "-error")
+            return None
         self.last_error = ""
         defense = spec.defense.name if spec.defense else "none"
         status.update(Text(f"✓ valid: {spec.model.name} on {spec.dataset.name}, {spec.attack.name} → {defense}, "
@@ -366,6 +372,18 @@ class ComposePane(Horizontal):
                            style="green"))
         status.set_class(False, "-error")
         return spec
+
+    def _extra_checks(self, spec: RunSpec) -> str:
+        """Targets against the dataset's classes, and the run name: marked on the field too."""
+        from demtui.tui.checks import check_run_name, check_targets, dataset_classes
+
+        classes, count = dataset_classes(self.registry, spec.dataset.name)
+        targets = check_targets(spec.targets, classes, count, f"dataset '{spec.dataset.name}'")
+        runs_dir = getattr(self.app, "runs_dir", Path("runs"))
+        name = check_run_name(self.query_one("#run-name", Input).value.strip(), runs_dir)
+        self.query_one("#run-targets", Input).set_class(bool(targets), "-bad")
+        self.query_one("#run-name", Input).set_class(bool(name), "-bad")
+        return targets or name
 
     # -- actions -------------------------------------------------------------------------
     def run_name(self, spec: RunSpec) -> str:
