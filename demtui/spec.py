@@ -74,6 +74,8 @@ class RunSpec:
     victim: dict[str, Any]
     attack: Choice
     defense: Choice | None
+    #: One-line warnings found while resolving (e.g. a defender weaker than the attack).
+    notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"run": {**self.run, "targets": list(self.targets)}}
@@ -152,10 +154,15 @@ def resolve(data: dict[str, Any], registry: "Registry") -> RunSpec:
     defense_section = data.get("defense", {"name": "none"})
     defense = None if defense_section.get("name", "none") == "none" else _choice(data, "defense", registry)
     victim = VICTIM_PARAMS.validate(data.get("victim", {}), owner="victim")
+    notes: list[str] = []
+    if defense is not None:  # training budgets follow the attack's ε (demtui/coupling.py)
+        from demtui.coupling import couple
+
+        defense.params, notes = couple(attack.params, defense.params, defense.name)
     if run["mode"] == "untargeted" and not registry.get("attack", attack.name).untargeted:
         raise SpecError(f"Attack '{attack.name}' has no non-targeted mode; pick another attack or run.mode=targeted.")
     return RunSpec(run=run, targets=targets if run["mode"] == "targeted" else [], model=model,
-                   dataset=dataset, victim=victim, attack=attack, defense=defense)
+                   dataset=dataset, victim=victim, attack=attack, defense=defense, notes=notes)
 
 
 def _targets(value: Any) -> list[int | str]:

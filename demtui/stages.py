@@ -174,10 +174,15 @@ def defend(state: RunState) -> dict[str, Any]:
     component = state.registry.get("defense", spec.defense.name)
     apply = component.load()
     params = dict(spec.defense.params)
+    for note in spec.notes:  # e.g. a defender training at a weaker budget than the attack
+        ctx.log(note, level="warning")
     n = boundary.subset_size(component, params, len(prep.splits.train))  # declared subset params only
     from demtui.data import take_subset
 
-    if n:
+    stream = bool(n) and params.get("subset_mode") == "stream"
+    if stream:  # the defense draws n fresh images per epoch from the whole training split (the authors' loader)
+        x, y = take_subset(prep.splits.train, len(prep.splits.train), seed=spec.run["seed"] + 41)
+    elif n:
         x, y = take_subset(prep.splits.train, n, seed=spec.run["seed"] + 41)
     else:  # the defense declares no subset parameters: no images, never a hidden default share
         x, y = boundary.empty_subset(prep.x_eval, ctx.device)
@@ -197,7 +202,7 @@ def defend(state: RunState) -> dict[str, Any]:
     save_checkpoint(result.model, state.store.root / "artifacts" / "defended.safetensors")
     ctx.emit("artifact", stage="defend", path="artifacts/defended.safetensors", kind="model")
     state._defended = result.model.to(ctx.device).eval()  # a plugin's added modules may have been built on the CPU
-    return {"subset": int(n), "layer": layer_path, "wrapper": result.wrapper, "known_uaps": len(uaps),
+    return {"subset": int(n), "subset_mode": "stream" if stream else "fixed", "layer": layer_path, "wrapper": result.wrapper, "known_uaps": len(uaps),
             "history": _jsonable(result.history), "path": "artifacts/defended.safetensors"}
 
 
