@@ -33,6 +33,8 @@ RUN_PARAMS = schema(
     Param("secondary", "bool", True, "After a defense, run the attack again against the defended model."),
     Param("noise_baseline", "bool", True, "Also measure a random perturbation of the attack's threat model "
           "(±ε sign noise; a random patch for patches)."),
+    Param("card", "str", "full", "Robustness card after a defense: full, off, or a comma list of tested, fresh, "
+          "adaptive, other, noise (demtui/card.py)."),
     Param("batch_size", "int", 256, "Evaluation batch size.", min=1),
     Param("bins", "int", 24, "Bins of the entropy histograms.", min=2, max=200),
     Param("threads", "int", 0, "CPU threads torch may use (0: torch's default, or the share an executor "
@@ -145,6 +147,9 @@ def resolve(data: dict[str, Any], registry: "Registry") -> RunSpec:
     run_values = dict(data.get("run", {}))
     targets = _targets(run_values.pop("targets", [0]))
     run = RUN_PARAMS.validate(run_values, owner="run")
+    from demtui.card import parts_of
+
+    parts_of(run.get("card"))  # a bad part name fails here, before anything runs
     if run["mode"] == "targeted" and not targets:
         raise SpecError("The target list is empty; give class indices or names, e.g. --targets 0,3,5, "
                         "or set run.mode=untargeted.")

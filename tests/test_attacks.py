@@ -231,7 +231,7 @@ runner = CliRunner()
 BASE = ["run", "--headless", "--json", "--quiet", "--device", "cpu", "--defense", "democratic",
         "--set", "dataset.train_size=1000", "--set", "dataset.test_size=200", "--set", "victim.epochs=1",
         "--set", "defense.epochs=1", "--set", "defense.refine_epochs=0", "--set", "run.eval_samples=100",
-        "--set", "run.attack_samples=100", "--targets", "1"]
+        "--set", "run.attack_samples=100", "--set", "run.card=off", "--targets", "1"]  # card: tests/test_fidelity.py
 E2E = {
     "sgd-uap": ["--set", "attack.epochs=1"],
     "sga": ["--set", "attack.epochs=1", "--set", "attack.inner_steps=1", "--set", "attack.outer_batch=50"],

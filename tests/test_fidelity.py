@@ -176,3 +176,59 @@ def test_both_subset_modes_run_end_to_end(mode, tmp_path) -> None:
     assert defend["subset"] == 32 and defend["subset_mode"] == mode
     assert defend["history"]["samples"] == 32
     assert defend["history"].get("stream_pool") == (600 if mode == "stream" else None)
+
+
+# ---------------------------------------------------------------------------------- robustness card
+
+CARD_RUN = ["run", "--headless", "--json", "--quiet", "--device", "cpu", "--targets", "1,2",
+            "--set", "dataset.train_size=600", "--set", "dataset.test_size=100", "--set", "victim.epochs=1",
+            "--set", "attack.iterations=5", "--set", "run.eval_samples=50", "--set", "run.attack_samples=50",
+            "--set", "defense.epochs=1", "--set", "defense.refine_epochs=0", "--set", "defense.steps=1",
+            "--set", "defense.subset_size=32", "--set", "defense.collapse_check=false"]
+
+
+def _card_run(tmp_path, *extra: str):
+    import json
+
+    from typer.testing import CliRunner
+
+    from demtui.cli import app
+
+    out = tmp_path / "card"
+    res = CliRunner().invoke(app, [*CARD_RUN, "--out", str(out), *extra])
+    assert res.exit_code == 0, res.output
+    return json.loads(res.stdout), out
+
+
+def test_the_card_reports_five_attackers_and_names_the_worst(tmp_path) -> None:
+    doc, out = _card_run(tmp_path)
+    card = doc["summary"]["card"]
+    assert set(card) == {"tested", "fresh", "adaptive", "other", "noise", "worst", "worst_sr"}
+    assert card["worst"] in {"tested", "fresh", "adaptive", "other", "noise"}
+    assert card["worst_sr"] == max(card[p] for p in ("tested", "fresh", "adaptive", "other", "noise"))
+    assert card["tested"] == doc["summary"]["sr_after"]  # the tested UAPs' SR is the evaluate stage's
+    assert card["fresh"] == doc["summary"]["secondary_sr"]  # a DF-UAP run's secondary stage *is* the fresh DF-UAP
+    import json
+
+    stage = json.loads((out / "results.json").read_text())["stages"]["card"]
+    assert stage["parts"]["adaptive"]["attack"] == "adaptive-df-uap" and stage["parts"]["other"]["attack"] == "sga"
+    assert stage["parts"]["adaptive"]["params"]["iterations"] == 5  # the run attack's budget
+    assert set(stage["parts"]["noise"]["targets"]) == {"1", "2"}
+    report = (out / "report.md").read_text()
+    assert "## Robustness card" in report and f"Worst case: **{card['worst']}**" in report
+
+
+def test_the_card_can_be_cut_down_or_turned_off(tmp_path) -> None:
+    doc, _ = _card_run(tmp_path, "--set", "run.card=noise,tested", "--set", "run.secondary=false")
+    assert set(doc["summary"]["card"]) == {"tested", "noise", "worst", "worst_sr"}
+    doc, _ = _card_run(tmp_path / "off", "--set", "run.card=off")
+    assert doc["summary"]["card"] is None and "card" not in doc["stage_seconds"]
+
+
+def test_a_bad_card_part_is_a_one_sentence_error() -> None:
+    from demtui.card import parts_of
+    from demtui.errors import SpecError
+
+    assert parts_of("full") == ["tested", "fresh", "adaptive", "other", "noise"] and parts_of("off") == []
+    with pytest.raises(SpecError, match=r"'advers' does not exist.*adaptive"):
+        parts_of("tested,advers")
