@@ -74,6 +74,10 @@ def planned_stages(spec: RunSpec) -> list[str]:
         names += ["defend", "evaluate"]
         if spec.run["secondary"]:
             names.append("secondary")
+        from demtui.card import parts_of
+
+        if parts_of(spec.run.get("card")):
+            names.append("card")  # the robustness report card (demtui/card.py)
     return names
 
 
@@ -206,7 +210,7 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
 #: Which component a stage's own code runs most (ties between components of one package).
 _STAGE_KINDS = {"prepare": ("model", "dataset"), "baseline": ("model",), "attack": ("attack", "model"),
                 "analyse": ("attack", "model"), "defend": ("defense", "model"), "evaluate": ("defense", "attack"),
-                "secondary": ("attack", "defense")}
+                "secondary": ("attack", "defense"), "card": ("attack", "defense")}
 
 
 def _blame(exc: Exception, spec: RunSpec, registry: Registry, stage: str) -> Any:
@@ -246,6 +250,8 @@ def _mean(targets: dict[str, Any], metric: str) -> float | None:
 
 def summarise(spec: RunSpec, results: dict[str, Any]) -> dict[str, Any]:
     """The summary object of --json: fixed keys, null where a stage did not run."""
+    from demtui.card import summary_of as card_summary
+
     stages = results.get("stages", {})
     get = lambda name: stages.get(name) if stages.get(name, {}).get("status") == "finished" else None  # noqa: E731
     base, atk, ev, sec, dfd, ana = (get(n) for n in ("baseline", "attack", "evaluate", "secondary", "defend", "analyse"))
@@ -265,5 +271,6 @@ def summarise(spec: RunSpec, results: dict[str, Any]) -> dict[str, Any]:
         "attack_seconds": atk["seconds"] if atk else None,
         "defense_seconds": dfd["seconds"] if dfd else None,
         "mode": spec.run["mode"],
+        "card": card_summary(get("card")),
     }
     return out
