@@ -133,10 +133,9 @@ def _execute_locked(spec: RunSpec, registry: Registry, store: RunStore, device: 
         ctx.log(lock_note[0].upper() + lock_note[1:] + ".", level="warning")
     for note in provider_notes:
         ctx.log(note, level="warning")
-    if spec.run.get("threads"):
-        import torch
+    from demtui.threads import apply_threads
 
-        torch.set_num_threads(spec.run["threads"])
+    ctx.log(apply_threads(int(spec.run.get("threads") or 0), device.type))
     in_main = threading.current_thread() is threading.main_thread()  # signal handlers only work there
     previous = signal.signal(signal.SIGTERM, _raise_interrupt) if in_main else None
     stage = "prepare"
