@@ -108,7 +108,9 @@ def child(args: argparse.Namespace) -> None:
         torch.cuda.reset_peak_memory_stats(device)
     x = place(x, device, hold)
     torch.manual_seed(0)  # the same weights in every mode: the checksums must agree
-    if args.model == "smallcnn":
+    if args.model == "none":  # memory and decode only
+        model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.LazyLinear(10))
+    elif args.model == "smallcnn":
         from demtui.plugins.models.small_cnn import SmallCNN
 
         model = SmallCNN(10, width=16)
@@ -138,7 +140,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--classes", type=int, default=100)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--model", default="resnet18", help="torchvision model (or smallcnn) for the evaluation pass")
+    ap.add_argument("--model", default="resnet18", help="torchvision model, smallcnn, or none (a linear layer) for the evaluation pass")
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1))
     ap.add_argument("--budget-gib", type=float, default=None,
