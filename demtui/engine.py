@@ -144,10 +144,9 @@ def _execute_locked(spec: RunSpec, registry: Registry, store: RunStore, device: 
     if changed:
         ctx.log("The spec changed since this directory's last run (" + "; ".join(changed)
                 + "); only stages that had not finished use these values.", level="warning")
-    if spec.run.get("threads"):
-        import torch
+    from demtui.threads import apply_threads
 
-        torch.set_num_threads(spec.run["threads"])
+    ctx.log(apply_threads(int(spec.run.get("threads") or 0), device.type))
     in_main = threading.current_thread() is threading.main_thread()  # signal handlers only work there
     previous = signal.signal(signal.SIGTERM, _raise_interrupt) if in_main else None
     stage = "prepare"

@@ -37,8 +37,11 @@ RUN_PARAMS = schema(
           "adaptive, other, noise (demtui/card.py)."),
     Param("batch_size", "int", 256, "Evaluation batch size.", min=1),
     Param("bins", "int", 24, "Bins of the entropy histograms.", min=2, max=200),
-    Param("threads", "int", 0, "CPU threads torch may use (0: torch's default, or the share an executor "
-          "gives each run); results can differ in the last digits between thread counts.", min=0),
+    Param("threads", "int", 0, "CPU threads torch may use (0: auto, the cores free by load average on a CPU "
+          "run unless OMP_NUM_THREADS or an executor's share says otherwise); results can differ in the last "
+          "digits between thread counts.", min=0),
+    Param("memory_budget", "float", 2.0, "GiB of images a run holds whole (on the device); larger attack, repair "
+          "and evaluation sets are decoded once into a memory-mapped file and streamed (0: always stream).", min=0),
 )
 VICTIM_PARAMS = schema(
     Param("epochs", "int", 30, "Victim training epochs.", min=1),

@@ -177,17 +177,20 @@ def defend(state: RunState) -> dict[str, Any]:
     for note in spec.notes:  # e.g. a defender training at a weaker budget than the attack
         ctx.log(note, level="warning")
     n = boundary.subset_size(component, params, len(prep.splits.train))  # declared subset params only
-    from demtui.data import take_subset
+    from demtui.data import place, take_subset
+    from demtui.prepare import spill_dir
 
     stream = bool(n) and params.get("subset_mode") == "stream"
     if stream:  # the defense draws n fresh images per epoch from the whole training split (the authors' loader)
-        x, y = take_subset(prep.splits.train, len(prep.splits.train), seed=spec.run["seed"] + 41)
+        x, y = take_subset(prep.splits.train, len(prep.splits.train), seed=spec.run["seed"] + 41,
+                           hold_bytes=ctx.hold_bytes, spill_dir=spill_dir())
     elif n:
-        x, y = take_subset(prep.splits.train, n, seed=spec.run["seed"] + 41)
+        x, y = take_subset(prep.splits.train, n, seed=spec.run["seed"] + 41, hold_bytes=ctx.hold_bytes,
+                           spill_dir=spill_dir())
     else:  # the defense declares no subset parameters: no images, never a hidden default share
         x, y = boundary.empty_subset(prep.x_eval, ctx.device)
     layer_path = boundary.defense_layer(component, params, prep.layers, prep.layer)
-    x, y = x.to(ctx.device), y.to(ctx.device)
+    x, y = place(x, ctx.device, ctx.hold_bytes), y.to(ctx.device)  # over the budget: stays in its mapped file
     uaps = boundary.known_uaps(state, component, x, y, layer_path) if component.known_uaps else []
     data = DefenseData(x=x, y=y, num_classes=len(prep.classes), layer=layer_path, targets=list(prep.targets), uaps=uaps)
     with blame(component, "applying the defense", hint="" if n else boundary.NO_SUBSET_HINT):
@@ -196,7 +199,7 @@ def defend(state: RunState) -> dict[str, Any]:
         raise plugin_error(component, "applying the defense", TypeError(f"it returned {type(result).__name__}"),
                            hint="return a demtui.api.DefenseResult(model=..., history=..., wrapper=...)")
     result.model = result.model.to(ctx.device)  # a plugin's added modules may have been built on the CPU
-    boundary.check_defended(component, result.model, prep.x_attack[:4].float() / 255, len(prep.classes))
+    boundary.check_defended(component, result.model, prep.x_attack[:4].to(ctx.device).float() / 255, len(prep.classes))
     from demtui.plugins.models.builders import save_checkpoint
 
     save_checkpoint(result.model, state.store.root / "artifacts" / "defended.safetensors")
