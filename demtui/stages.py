@@ -291,7 +291,8 @@ def _card_attack(state: RunState, model: nn.Module, clean: torch.Tensor, name: s
     prep, ctx = state.prep, state.ctx
     component = state.registry.get("attack", name)
     generate = component.load()
-    data = AttackData(x=prep.x_attack, y=prep.y_attack, num_classes=len(prep.classes), layer=prep.layer)
+    data = AttackData(x=prep.x_attack, y=prep.y_attack, num_classes=len(prep.classes),
+                      layer=layer_in(model, prep.layer))
     out = {}
     for key in state.keys:
         ctx.log(f"card: crafting {name} for {_label(state, key)} ({part})")
@@ -300,6 +301,16 @@ def _card_attack(state: RunState, model: nn.Module, clean: torch.Tensor, name: s
         adv = predict_under(model, prep.x_eval, [pert], batch_size=state.spec.run["batch_size"], ctx=ctx)[0]
         out[key] = attack_metrics(clean, adv, prep.y_eval, state.target_of(key))
     return out
+
+
+def layer_in(model: nn.Module, path: str) -> str:
+    """The original model's layer path as seen inside ``model``: a wrapping defense (CFN,
+    FNS, input smoothing) nests the original, so 'gap' may be 'model.gap' there."""
+    names = [n for n, _ in model.named_modules()]
+    if path in names:
+        return path
+    nested = [n for n in names if n.endswith("." + path)]
+    return nested[0] if len(nested) == 1 else path
 
 
 def _label(state: RunState, key: str) -> str:
