@@ -61,7 +61,10 @@ def train_classifier(
     steps_per_epoch = max(1, (n + batch_size - 1) // batch_size)
     total = epochs * steps_per_epoch
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total, pct_start=0.25)
+    if total > 4:
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total, pct_start=0.25)
+    else:  # too few steps for a warm-up phase (OneCycleLR divides by its length): a constant rate
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
     model.train()
     start = time.perf_counter()
     step, loss_sum, correct, seen = 0, 0.0, 0, 0
