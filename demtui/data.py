@@ -155,7 +155,10 @@ def batches(x: torch.Tensor, batch_size: int, device: torch.device, *, stream: b
             yield x[start:start + batch_size].to(device, non_blocking=True)
         return
     workers = min(4, os.cpu_count() or 1) if workers is None else workers
+    # Its own generator: a DataLoader draws its workers' base seed from the global RNG otherwise,
+    # which would shift every later global draw and make streamed runs differ from held ones.
     loader = DataLoader(_Rows(x, batch_size), batch_size=None, shuffle=False, num_workers=workers,
-                        pin_memory=device.type == "cuda", prefetch_factor=4 if workers else None)
+                        pin_memory=device.type == "cuda", prefetch_factor=4 if workers else None,
+                        generator=torch.Generator().manual_seed(0))
     for xb in loader:
         yield xb.to(device, non_blocking=True)
