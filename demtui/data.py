@@ -5,9 +5,10 @@ paper), so they are held whole on the device as uint8 and sliced per batch, with
 DataLoader in any hot loop. At ImageNet scale they are not: 5% of ImageNet is about 64k
 images, ~9.6 GB at 224×224. Above the run's memory budget (``run.memory_budget``) a
 subset is decoded once by worker processes into a memory-mapped file (the OS pages it in
-and out; it never sits whole in RAM or on the GPU) and streamed to the device through a
-DataLoader with worker processes, pinned memory on CUDA and prefetch. Both paths visit
-the same images in the same order in the same batches, so results are identical.
+and out; it never sits whole in RAM) and evaluation streams it to the device through a
+DataLoader with worker processes, pinned memory on CUDA and prefetch (the attacks and the
+repair loop still copy their set to the device whole). Both paths visit the same images
+in the same order in the same batches, so results are identical.
 """
 
 from __future__ import annotations
