@@ -15,6 +15,7 @@ refinement). The numbers out are clean accuracy on the evaluation set and the su
 rate of one DF-UAP crafted against the victim before repair.
 
     OMP_NUM_THREADS=1 uv run python benchmarks/authors_baseline.py --epochs 2 --repeats 3
+    python3 benchmarks/authors_baseline.py --device cuda --epochs 5 --repeats 3     # the GPU row
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ def flat_entropy(feat: torch.Tensor) -> torch.Tensor:
 
 
 def baseline_repair(model: nn.Module, files: DecodedFiles, layer: str, *, epochs: int, eps: float, steps: int,
-                    alpha: float, lr: float, batch_size: int, seed: int) -> None:
+                    alpha: float, lr: float, batch_size: int, seed: int, device: torch.device) -> None:
     captured: dict[str, torch.Tensor] = {}
     handle = dict(model.named_modules())[layer].register_forward_hook(
         lambda _m, _i, out: captured.__setitem__("h", out))
@@ -79,7 +80,8 @@ def baseline_repair(model: nn.Module, files: DecodedFiles, layer: str, *, epochs
     try:
         for _ in range(epochs):
             for xb, yb in loader:  # decodes the files again every epoch
-                delta = (torch.rand(xb.shape, generator=g) * 2 - 1) * eps
+                xb, yb = xb.to(device), yb.to(device)
+                delta = ((torch.rand(xb.shape, generator=g) * 2 - 1) * eps).to(device)
                 x_en = (xb + delta).clamp(0, 1)
                 for _ in range(steps):
                     x_en = x_en.detach().requires_grad_(True)
@@ -102,6 +104,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--target", type=int, default=0)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda: demtui uses its device settings (bf16 "
+                    "autocast, channels_last on CUDA), the baseline eager fp32")
     args = ap.parse_args()
 
     from demtui.context import RunContext
@@ -115,25 +119,28 @@ def main() -> None:
 
     registry = get_registry()
     data = quickstart_dict()
-    data["run"]["device"] = "cpu"
+    data["run"]["device"] = args.device
     spec = resolve(data, registry)
-    ctx = RunContext(device=torch.device("cpu"), seed=0)
+    device = torch.device(args.device)
+    ctx = RunContext(device=device, seed=0)
     prep = prepare(spec, registry, ctx)  # trains the victim once (cached under $DEMTUI_CACHE)
     d = dict(spec.defense.params)
     from demtui.boundary import subset_size
 
     n = subset_size(registry.get("defense", spec.defense.name), d, len(prep.splits.train))
     x, y = take_subset(prep.splits.train, n, seed=spec.run["seed"] + 41)  # the defend stage's subset
+    xd, yd = x.to(device), y.to(device)
     a = dict(spec.attack.params)
     uap = craft_df_uap(prep.built.module, prep.x_attack, prep.y_attack, args.target, eps=a["eps"],
-                       iterations=a["iterations"], lr=a["lr"], kappa=a["kappa"], batch_size=a["batch_size"])
+                       iterations=a["iterations"], lr=a["lr"], kappa=a["kappa"], batch_size=a["batch_size"],
+                       device=device)
 
     def score(model: nn.Module) -> tuple[float, float]:
         from demtui.perturbation import AdditivePerturbation
 
-        pert = AdditivePerturbation(uap, a["eps"])
+        pert = AdditivePerturbation(uap, a["eps"]).to(device)
         pred = predict_under(model, prep.x_eval, [None, pert], batch_size=256, ctx=ctx)
-        yv = prep.y_eval
+        yv = prep.y_eval.cpu()
         keep = yv != args.target
         return float((pred[0] == yv).float().mean()), float((pred[1][keep] == args.target).float().mean())
 
@@ -146,10 +153,14 @@ def main() -> None:
                 model = copy.deepcopy(prep.built.module)
                 t0 = time.process_time(), time.perf_counter()
                 if name == "demtui":
-                    democratic_training(model, x, y, layer_name=prep.layer, epochs=args.epochs, refine_epochs=0,
-                                        bn_mode=d["bn_mode"], seed=r, device="cpu", **knobs)
+                    with ctx.autocast():
+                        democratic_training(model, xd, yd, layer_name=prep.layer, epochs=args.epochs,
+                                            refine_epochs=0, bn_mode=d["bn_mode"], seed=r, device=device, **knobs)
                 else:
-                    baseline_repair(model, files, prep.layer, epochs=args.epochs, seed=r, **knobs)
+                    model.to(memory_format=torch.contiguous_format)  # the recipe: eager fp32, default layout
+                    baseline_repair(model, files, prep.layer, epochs=args.epochs, seed=r, device=device, **knobs)
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
                 cpu, wall = time.process_time() - t0[0], time.perf_counter() - t0[1]
                 rows[name].append((wall, cpu, *score(model)))
     clean0, sr0 = score(prep.built.module)

@@ -4,7 +4,9 @@ Runs the same small grid (the quickstart with ``defense.lr`` varied a hair per c
 every cell reuses the one cached victim and does the same work) through
 ``demtui run --sweep ... --executor local --devices cuda:0,...,cuda:N-1`` for N = 1, 2, …
 up to the visible GPUs, N cells each, plus 2 cells sharing one GPU
-(``executor.per_device=2``). Scaling efficiency = the runs/s against one run on one GPU divided by the GPUs used; 100% is perfect. The victim is trained (cached) before anything is timed.
+(``executor.per_device=2``). Scaling efficiency = runs/s against one run on one GPU,
+divided by the GPUs used; 100% is perfect. The victim is trained (cached) before
+anything is timed.
 
     python3 benchmarks/gpu_scaling.py                       # on a GPU host (PYTHONPATH=. works)
     DEVICE=cpu python3 benchmarks/gpu_scaling.py --tiny     # a dry run: 1 and 2 CPU slots

@@ -5,9 +5,10 @@ paper), so they are held whole on the device as uint8 and sliced per batch, with
 DataLoader in any hot loop. At ImageNet scale they are not: 5% of ImageNet is about 64k
 images, ~9.6 GB at 224×224. Above the run's memory budget (``run.memory_budget``) a
 subset is decoded once by worker processes into a memory-mapped file (the OS pages it in
-and out; it never sits whole in RAM or on the GPU) and streamed to the device through a
-DataLoader with worker processes, pinned memory on CUDA and prefetch. Both paths visit
-the same images in the same order in the same batches, so results are identical.
+and out; it never sits whole in RAM) and evaluation streams it to the device through a
+DataLoader with worker processes, pinned memory on CUDA and prefetch (the attacks and the
+repair loop still copy their set to the device whole). Both paths visit the same images
+in the same order in the same batches, so results are identical.
 """
 
 from __future__ import annotations
@@ -155,7 +156,10 @@ def batches(x: torch.Tensor, batch_size: int, device: torch.device, *, stream: b
             yield x[start:start + batch_size].to(device, non_blocking=True)
         return
     workers = min(4, os.cpu_count() or 1) if workers is None else workers
+    # Its own generator: a DataLoader draws its workers' base seed from the global RNG otherwise,
+    # which would shift every later global draw and make streamed runs differ from held ones.
     loader = DataLoader(_Rows(x, batch_size), batch_size=None, shuffle=False, num_workers=workers,
-                        pin_memory=device.type == "cuda", prefetch_factor=4 if workers else None)
+                        pin_memory=device.type == "cuda", prefetch_factor=4 if workers else None,
+                        generator=torch.Generator().manual_seed(0))
     for xb in loader:
         yield xb.to(device, non_blocking=True)

@@ -139,6 +139,9 @@ def _train_or_load(spec: RunSpec, splits: DatasetSplits, built: BuiltModel, ctx:
     from demtui.training import train_classifier
 
     meta_path = path.with_suffix(".json")
+    if not (path.exists() and meta_path.exists()) and _unpack_victim(path):
+        ctx.log("Using the victim weights shipped with demtui for this exact recipe (demtui/weights); "
+                "--set model.train=always retrains it.")
     if path.exists() and meta_path.exists():
         load_checkpoint(built.module, path)
         ctx.log(f"Loaded cached victim {path}")
@@ -193,6 +196,33 @@ def _one_line(exc: BaseException) -> str:
 def spill_dir() -> Path:
     """Where subsets over the memory budget are mapped (on disk, beside the victim cache)."""
     return cache_dir() / "spill"
+
+
+def packaged_victims() -> Path:
+    """Victims shipped in the package: the quickstart's, keyed like the cache (see docs/method.md)."""
+    return Path(__file__).parent / "weights"
+
+
+def _unpack_victim(path: Path) -> bool:
+    """Copy a shipped victim with the same key into the cache; False when none is shipped.
+
+    The key hashes the whole recipe (model, dataset, victim settings, seed, recipe
+    version), so a shipped file is only ever used for the recipe that made it.
+    """
+    import shutil
+
+    from demtui.store import atomic_write_text
+
+    src = packaged_victims() / path.name
+    meta = src.with_suffix(".json")
+    if not (src.exists() and meta.exists()):
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, path)
+    atomic_write_text(path.with_suffix(".json"), json.dumps({**json.loads(meta.read_text()), "packaged": True}))
+    return True
 
 
 def prepare(spec: RunSpec, registry: Registry, ctx: RunContext) -> Prepared:

@@ -40,8 +40,8 @@ RUN_PARAMS = schema(
     Param("threads", "int", 0, "CPU threads torch may use (0: auto, the cores free by load average on a CPU "
           "run unless OMP_NUM_THREADS or an executor's share says otherwise); results can differ in the last "
           "digits between thread counts.", min=0),
-    Param("memory_budget", "float", 2.0, "GiB of images a run holds whole (on the device); larger attack, repair "
-          "and evaluation sets are decoded once into a memory-mapped file and streamed (0: always stream).", min=0),
+    Param("memory_budget", "float", 2.0, "GiB of images a run holds whole (on the device); larger sets are decoded "
+          "once into a memory-mapped file and evaluation streams them (0: always).", min=0),
 )
 VICTIM_PARAMS = schema(
     Param("epochs", "int", 30, "Victim training epochs.", min=1),

@@ -42,6 +42,7 @@ class RunState:
     prep: Prepared
     _uaps: dict[str, Perturbation] = field(default_factory=dict)
     _defended: nn.Module | None = None
+    _clean: dict[int, torch.Tensor] = field(default_factory=dict)  # id(model) → clean predictions
 
     @property
     def keys(self) -> list[str]:
@@ -69,7 +70,11 @@ class RunState:
         return self._defended
 
     def clean_pred(self, model: nn.Module) -> torch.Tensor:
-        return predict_under(model, self.prep.x_eval, [None], batch_size=self.spec.run["batch_size"], ctx=self.ctx)[0]
+        """Clean predictions on the evaluation set, computed once per model (stages never change a model in place)."""
+        if id(model) not in self._clean:
+            self._clean[id(model)] = predict_under(model, self.prep.x_eval, [None], batch_size=self.spec.run["batch_size"],
+                                                   ctx=self.ctx)[0]
+        return self._clean[id(model)]
 
 
 def baseline(state: RunState) -> dict[str, Any]:

@@ -75,6 +75,17 @@ def test_streamed_batches_equal_sliced_batches() -> None:
     assert all(torch.equal(a, b) for a, b in zip(sliced, streamed, strict=True))
 
 
+def test_streaming_leaves_the_global_rng_alone() -> None:
+    """Later global draws (weight init, plugins without a generator) must not depend on the path."""
+    x = torch.zeros(10, 3, 2, 2, dtype=torch.uint8)
+    torch.manual_seed(5)
+    list(batches(x, 4, torch.device("cpu"), stream=True, workers=0))
+    after_stream = torch.rand(3)
+    torch.manual_seed(5)
+    list(batches(x, 4, torch.device("cpu"), stream=False))
+    assert torch.equal(after_stream, torch.rand(3))
+
+
 def test_predictions_and_entropies_are_identical_held_or_streamed() -> None:
     torch.manual_seed(0)
     model = SmallCNN(4, width=8).eval()
