@@ -51,6 +51,10 @@ def test_out_that_is_a_file_or_cannot_be_created(tmp_path: Path) -> None:
     _refused([*RUN, "--out", str(afile)], "is a file", "--out")
     _refused([*RUN, "--out", str(afile / "sub")], "under a file", "--out")
     _refused([*RUN, "--out", "/proc/demtui-cannot/run"], "Cannot write", "--out")
+    sweep = ["--sweep", "attack.eps=8/255,10/255"]
+    _refused([*RUN, "--out", str(afile), *sweep], "is a file", "--out")
+    _refused([*RUN, "--out", "/proc/demtui-cannot/grid", *sweep], "Cannot write grid folder")
+    _refused(["reproduce", "table7", "--preset", "tiny", "--quiet", "--out", str(afile)], "is a file")
 
 
 def test_spec_files_that_cannot_be_read(tmp_path: Path) -> None:
