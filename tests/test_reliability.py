@@ -126,6 +126,7 @@ def test_resume_needs_an_existing_run(tmp_path: Path) -> None:
     _refused([*RUN, "--resume", "--out", str(tmp_path / "photos")], "not a demtui run")
     assert sorted(p.name for p in (tmp_path / "photos").iterdir()) == ["cat.jpg"]
     _refused([*RUN, "--resume"], "--out")
+    _refused(["reproduce", "table7", "--preset", "tiny", "--resume", "--out", str(tmp_path / "typo")], "does not exist")
 
 
 def test_registry_defaults_are_checked_wherever_used(tmp_path: Path) -> None:
