@@ -137,6 +137,10 @@ def test_registry_defaults_are_checked_wherever_used(tmp_path: Path) -> None:
     typo = tmp_path / "typo.toml"
     typo.write_text("[defaults.attack.df-uapp]\neps = 0.1\n")
     _refused(["show", "df-uap", "--registry", str(typo)], "df-uapp", "Did you mean 'df-uap'?")
+    latin = tmp_path / "latin.toml"
+    latin.write_bytes(b"# caf\xe9\n")
+    _refused(["list", "--registry", str(latin)], "not UTF-8")
+    _refused(["list", "--registry", str(tmp_path)], "is a directory")
     assert runner.invoke(app, ["plugins", "--registry", str(bad)]).exit_code == 0  # plugins reports, not refuses
 
 
