@@ -124,6 +124,14 @@ def is_run_dir(path: Path) -> bool:
                                                    "submitted.toml"))
 
 
+def refuse_run_as_grid(root: Path) -> None:
+    """A grid folder must not be written over a single run's directory (its spec.toml would be replaced)."""
+    single = any((root / n).exists() for n in ("results.json", "events.jsonl", "submitted.toml"))
+    if single and not (root / "sweep.json").exists():
+        raise SpecError(f"{root} holds a single run, not a grid; choose another --out for the grid "
+                        "(or drop --sweep to continue that run).")
+
+
 def check_resumable(out: Path) -> None:
     """--resume needs an existing run or grid; a typo must not start a new run silently."""
     if not out.exists():

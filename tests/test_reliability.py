@@ -129,6 +129,22 @@ def test_resume_needs_an_existing_run(tmp_path: Path) -> None:
     _refused(["reproduce", "table7", "--preset", "tiny", "--resume", "--out", str(tmp_path / "typo")], "does not exist")
 
 
+def test_other_commands_refuse_bad_paths(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("x")
+    _refused(["report", str(tmp_path / "nowhere")], "not a demtui run directory")
+    _refused(["train", "--out", str(tmp_path / "afile" / "v.safetensors")], "is a file")  # before any training
+    _refused(["train", "--out", str(tmp_path / "v.pt")], ".safetensors")
+
+
+def test_a_grid_is_never_written_over_a_single_run(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "results.json").write_text('{"version": 1, "stages": {}}')
+    (run / "spec.toml").write_text("[run]\nseed = 0\n")
+    _refused([*RUN, "--out", str(run), "--sweep", "attack.eps=8/255,10/255"], "single run, not a grid")
+    assert (run / "spec.toml").read_text() == "[run]\nseed = 0\n"
+
+
 def test_registry_defaults_are_checked_wherever_used(tmp_path: Path) -> None:
     bad = tmp_path / "registry.toml"
     bad.write_text("[defaults.attack.df-uap]\neps = 2\n")

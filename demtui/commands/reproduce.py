@@ -59,6 +59,9 @@ def reproduce(
         if out is None:
             raise SpecError("--resume needs --out pointing at the grid folder to continue.")
         check_resumable(root)  # a typo'd folder must not start a new grid
+    from demtui.resume import refuse_run_as_grid
+
+    refuse_run_as_grid(root)
     if (root / "sweep.json").exists() and not resume:
         raise SpecError(f"{root} already holds a grid; pass --resume to continue it or choose another --out.")
     choice = launch.choose_executor(executor_section, executor, jobs, devices, ray_address)

@@ -38,8 +38,6 @@ def train(
 @guard
 def report(run_dir: Annotated[Path, typer.Argument(help="A run directory, a grid folder or a reproduction.")]) -> None:
     """Regenerate a run's report.md (or a grid's table) from what is on disk and print it."""
-    from demtui.errors import RunError
-
     if (run_dir / "reproduce.json").exists():
         from demtui.reproduce.render import rebuild as rebuild_reproduction
 
@@ -54,7 +52,9 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run directory, a grid
     from demtui.report import rebuild_report
 
     if not (run_dir / "results.json").exists():
-        raise RunError(f"{run_dir} is not a demtui run directory (no results.json); pass a folder under runs/.")
+        from demtui.errors import SpecError  # bad input (a wrong path), so exit 2
+
+        raise SpecError(f"{run_dir} is not a demtui run directory (no results.json); pass a folder under runs/.")
     path = rebuild_report(run_dir)
     typer.echo(path.read_text(encoding="utf-8"))
 
