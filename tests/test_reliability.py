@@ -356,7 +356,7 @@ def _wait_for(events: Path, stage: str, proc: subprocess.Popen, timeout: float =
     raise AssertionError(f"the run never reached {stage} (exit {proc.poll()})")
 
 
-@pytest.mark.parametrize("stage", ["attack", "defend"])
+@pytest.mark.parametrize("stage", ["attack", "defend", "evaluate"])
 def test_kill_9_then_resume_equals_an_uninterrupted_run(stage: str, reference, tmp_path: Path) -> None:
     out = tmp_path / "cut"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
