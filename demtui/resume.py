@@ -163,6 +163,12 @@ def rerun(run_dir: Path, spec: Any, registry: Any, stage: str | None) -> tuple[l
     from demtui.store import RunStore, atomic_write_text
 
     check_resumable(run_dir)
+    planned = ["baseline", "attack", "analyse"]
+    if spec.defense is not None:
+        planned += ["defend", "evaluate"] + (["secondary"] if spec.run.get("secondary") else [])
+    if stage in ORDER and stage not in planned:
+        raise SpecError(f"--rerun {stage}: this run has no {stage} stage (its stages are {', '.join(planned)}); "
+                        "pick one of those.")
     if (run_dir / "sweep.json").exists():
         raise SpecError(f"--rerun works on one run; {run_dir} is a grid (rerun its cells' directories one by one).")
     with DirLock(run_dir):

@@ -278,6 +278,7 @@ def test_resume_accepts_changes_to_unfinished_stages_and_rerun_redoes_a_stage(tm
     assert results["stages"]["baseline"]["seconds"] == baseline_seconds
     assert set(results["stages"]) >= {"attack", "analyse", "defend", "evaluate"}
     _refused([*RUN, "--out", str(out), "--rerun", "atack"], "Did you mean 'attack'?")
+    _refused([*RUN, "--out", str(out), "--rerun", "secondary", "--set", "run.secondary=false"], "no secondary stage")
 
 
 def test_train_prints_its_training_accuracy(tmp_path: Path) -> None:
