@@ -24,7 +24,8 @@ import importlib
 from typing import Any
 
 from demtui.blame import BudgetError, PluginRunError
-from demtui.components import Attack, DatasetSource, Defense, ExecutorSource, LayerMap, ModelSource, Provider
+from demtui.components import (Attack, DatasetSource, Defense, ExecutorSource, LayerMap, ModelSource, ObserverSource,
+                               Provider)
 from demtui.errors import DataError, DemtuiError, ModelError, ParamError, RunError, SpecError
 from demtui.hookspecs import API_VERSION, hookimpl
 from demtui.params import Param, ParamSchema, Rule, schema
@@ -38,6 +39,7 @@ _LAZY = {
     "BuiltModel": "demtui.contracts:BuiltModel",
     "DatasetSplits": "demtui.contracts:DatasetSplits",
     "RunContext": "demtui.context:RunContext",
+    "ObserverContext": "demtui.observers:ObserverContext",
     # perturbations and projections
     "Perturbation": "demtui.perturbation:Perturbation",
     "AdditivePerturbation": "demtui.perturbation:AdditivePerturbation",
@@ -114,8 +116,8 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "API_VERSION", "hookimpl",
-    "Attack", "Defense", "ModelSource", "DatasetSource", "LayerMap", "ExecutorSource", "Provider",
-    "Param", "ParamSchema", "Rule", "schema", "subset_params", "layer_param", "training_params",
+    "Attack", "Defense", "ModelSource", "DatasetSource", "LayerMap", "ExecutorSource", "ObserverSource",
+    "Provider", "Param", "ParamSchema", "Rule", "schema", "subset_params", "layer_param", "training_params",
     "DemtuiError", "ParamError", "SpecError", "DataError", "ModelError", "RunError", "PluginRunError", "BudgetError",
     *_LAZY,
 ]

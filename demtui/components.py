@@ -158,6 +158,10 @@ class DatasetSource(Component):
     """Provides train/test splits of uint8 images in [0, 255] and their class names."""
 
     offline: bool = False
+    #: Class names known without loading the data (metadata: the TUI checks targets against them).
+    classes: tuple[str, ...] = ()
+    #: Number of classes when known but the names are not listed (0: unknown, or len(classes)).
+    num_classes: int = 0
     kind: ClassVar[str] = "dataset"
 
 
@@ -303,6 +307,22 @@ class ExecutorSource(Component):
     kind: ClassVar[str] = "executor"
 
 
+@dataclass(frozen=True)
+class ObserverSource(Component):
+    """Watches runs and mirrors them into an experiment tracker (TensorBoard, MLflow, W&B …).
+
+    The entry is ``make(params: dict, ctx: demtui.observers.ObserverContext) -> Observer``
+    (an object with ``on_event(event)`` and optionally ``close(status)``); it runs on the
+    observer thread, never in the training loop (docs/observers.md). ``extra`` names the
+    pip extra its code needs and ``needs`` the modules that extra provides: they are
+    checked, without importing them, before a run writes anything.
+    """
+
+    extra: str = ""
+    needs: tuple[str, ...] = ()
+    kind: ClassVar[str] = "observer"
+
+
 KINDS: dict[str, type[Component]] = {
     "model": ModelSource,
     "dataset": DatasetSource,
@@ -310,7 +330,8 @@ KINDS: dict[str, type[Component]] = {
     "attack": Attack,
     "defense": Defense,
     "executor": ExecutorSource,
+    "observer": ObserverSource,
 }
 # CLI words (plural) → kind
 KIND_WORDS = {"models": "model", "datasets": "dataset", "layers": "layers", "attacks": "attack", "defenses": "defense",
-              "executors": "executor"}
+              "executors": "executor", "observers": "observer"}

@@ -55,8 +55,10 @@ def check_run_dir(store: RunStore, spec: RunSpec, resume: bool) -> list[str]:
     if not store.spec_path.exists():
         return []
     saved, mine = R.saved_spec(store.spec_path), spec.to_dict()
-    saved.get("run", {}).pop("device", None)
-    mine["run"].pop("device", None)
+    for d in (saved, mine):  # where it runs and who watches never change what it computes
+        d.get("run", {}).pop("device", None)
+        d.get("run", {}).pop("observers", None)
+        d.pop("observer", None)
     return R.check_changes(store.root, _normalise(saved), _normalise(mine), finished)
 
 
@@ -72,6 +74,10 @@ def planned_stages(spec: RunSpec) -> list[str]:
         names += ["defend", "evaluate"]
         if spec.run["secondary"]:
             names.append("secondary")
+        from demtui.card import parts_of
+
+        if parts_of(spec.run.get("card")):
+            names.append("card")  # the robustness report card (demtui/card.py)
     return names
 
 
@@ -84,6 +90,9 @@ def execute(spec: RunSpec, registry: Registry, run_dir: Path, *, resume: bool = 
     from demtui.preflight import preflight
 
     preflight(spec, registry)  # every check that needs no data, before the directory is touched
+    from demtui.observers import check as check_observers
+
+    check_observers(spec, registry)  # a missing tracker extra fails before anything is written too
     store = RunStore(run_dir)
     lock = DirLock(run_dir).acquire()  # one writer per run directory, before anything is read or written
     try:
@@ -115,9 +124,11 @@ def _execute_locked(spec: RunSpec, registry: Registry, store: RunStore, device: 
     bus = EventBus(run_id=run_id, seq=len(read_events(store.events_path, strict=False)))
     writer = JsonlWriter(store.events_path)
     bus.subscribe(writer)
-    bus.subscribe(registry.emit)
     for listener in listeners:
         bus.subscribe(listener)
+    from demtui.observers import start_hub
+
+    hub = start_hub(spec, registry, run_dir, bus)  # observers and demtui_run_event hooks, off the run's thread
     ctx = RunContext(device=device, seed=spec.run["seed"], bus=bus, artifacts=store.artifacts)
     from demtui import __version__
     from demtui.prepare import prepare
@@ -133,10 +144,9 @@ def _execute_locked(spec: RunSpec, registry: Registry, store: RunStore, device: 
     if changed:
         ctx.log("The spec changed since this directory's last run (" + "; ".join(changed)
                 + "); only stages that had not finished use these values.", level="warning")
-    if spec.run.get("threads"):
-        import torch
+    from demtui.threads import apply_threads
 
-        torch.set_num_threads(spec.run["threads"])
+    ctx.log(apply_threads(int(spec.run.get("threads") or 0), device.type))
     in_main = threading.current_thread() is threading.main_thread()  # signal handlers only work there
     previous = signal.signal(signal.SIGTERM, _raise_interrupt) if in_main else None
     stage = "prepare"
@@ -187,6 +197,8 @@ def _execute_locked(spec: RunSpec, registry: Registry, store: RunStore, device: 
     finally:
         if in_main:
             signal.signal(signal.SIGTERM, previous)
+        if hub is not None:
+            hub.close()
         writer.close()
 
 
@@ -197,7 +209,7 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
 #: Which component a stage's own code runs most (ties between components of one package).
 _STAGE_KINDS = {"prepare": ("model", "dataset"), "baseline": ("model",), "attack": ("attack", "model"),
                 "analyse": ("attack", "model"), "defend": ("defense", "model"), "evaluate": ("defense", "attack"),
-                "secondary": ("attack", "defense")}
+                "secondary": ("attack", "defense"), "card": ("attack", "defense")}
 
 
 def _blame(exc: Exception, spec: RunSpec, registry: Registry, stage: str) -> Any:
@@ -237,6 +249,8 @@ def _mean(targets: dict[str, Any], metric: str) -> float | None:
 
 def summarise(spec: RunSpec, results: dict[str, Any]) -> dict[str, Any]:
     """The summary object of --json: fixed keys, null where a stage did not run."""
+    from demtui.card import summary_of as card_summary
+
     stages = results.get("stages", {})
     get = lambda name: stages.get(name) if stages.get(name, {}).get("status") == "finished" else None  # noqa: E731
     base, atk, ev, sec, dfd, ana = (get(n) for n in ("baseline", "attack", "evaluate", "secondary", "defend", "analyse"))
@@ -256,5 +270,6 @@ def summarise(spec: RunSpec, results: dict[str, Any]) -> dict[str, Any]:
         "attack_seconds": atk["seconds"] if atk else None,
         "defense_seconds": dfd["seconds"] if dfd else None,
         "mode": spec.run["mode"],
+        "card": card_summary(get("card")),
     }
     return out

@@ -67,6 +67,16 @@ def demtui_executors() -> list[Any]:
 
 
 @hookspec
+def demtui_observers() -> list[Any]:
+    """Experiment-tracker observers (:class:`demtui.components.ObserverSource`): ``--observer NAME``.
+
+    The record's entry builds the observer: ``make(params, ctx) -> Observer`` (see
+    :mod:`demtui.observers`). Observers run on a thread of their own and receive every
+    event of the runs that enable them; one that raises is reported once and detached.
+    """
+
+
+@hookspec
 def demtui_run_event(event: dict[str, Any]) -> None:
     """Observe a run: called in the run's process for every event it emits.
 
@@ -84,4 +94,5 @@ COMPONENT_HOOKS = {
     "demtui_attacks": "attack",
     "demtui_defenses": "defense",
     "demtui_executors": "executor",
+    "demtui_observers": "observer",
 }

@@ -9,7 +9,6 @@ launchers: the same grid resumes on another executor.
 from __future__ import annotations
 
 import contextlib
-import json
 import sys
 from collections.abc import Iterator
 import time

@@ -24,7 +24,7 @@ from demtui.blame import blame
 from demtui.components import ROLES
 from demtui.context import RunContext
 from demtui.contracts import BuiltModel, DatasetSplits
-from demtui.data import take_subset
+from demtui.data import budget_bytes, place, take_subset
 from demtui.errors import DataError, DemtuiError, ModelError, SpecError, did_you_mean
 from demtui.registry import Registry
 from demtui.spec import RunSpec
@@ -144,7 +144,7 @@ def _train_or_load(spec: RunSpec, splits: DatasetSplits, built: BuiltModel, ctx:
         ctx.log(f"Loaded cached victim {path}")
         return {"cached": True, "path": str(path), **json.loads(meta_path.read_text())}
     n = spec.victim["samples"] or len(splits.train)
-    x, y = take_subset(splits.train, n, seed=spec.run["seed"])
+    x, y = take_subset(splits.train, n, seed=spec.run["seed"], hold_bytes=ctx.hold_bytes, spill_dir=spill_dir())
     start = time.perf_counter()
     params = {k: v for k, v in spec.victim.items() if k != "samples"}
     history = train_classifier(built.module, x, y, **params, seed=spec.run["seed"], device=ctx.device,
@@ -190,6 +190,11 @@ def _one_line(exc: BaseException) -> str:
     return text if len(text) < 300 else text[:297] + "..."
 
 
+def spill_dir() -> Path:
+    """Where subsets over the memory budget are mapped (on disk, beside the victim cache)."""
+    return cache_dir() / "spill"
+
+
 def prepare(spec: RunSpec, registry: Registry, ctx: RunContext) -> Prepared:
     with unreadable_images(spec):
         return _prepare(spec, registry, ctx)
@@ -197,6 +202,7 @@ def prepare(spec: RunSpec, registry: Registry, ctx: RunContext) -> Prepared:
 
 def _prepare(spec: RunSpec, registry: Registry, ctx: RunContext) -> Prepared:
     torch.manual_seed(spec.run["seed"])
+    ctx.hold_bytes = budget_bytes(spec.run.get("memory_budget", None))
     splits = load_dataset(spec, registry, ctx)
     if len(splits.test) == 0 or len(splits.train) == 0:
         raise DataError(f"Dataset '{spec.dataset.name}' has an empty split; check its root folder.")
@@ -211,8 +217,11 @@ def _prepare(spec: RunSpec, registry: Registry, ctx: RunContext) -> Prepared:
     module.eval()
     layers, layer = resolve_layers(spec, registry, built)
     targets = resolve_targets(spec, splits.classes)
-    x_eval, y_eval = take_subset(splits.test, spec.run["eval_samples"], seed=spec.run["seed"] + 17)
-    x_attack, y_attack = take_subset(splits.train, spec.run["attack_samples"], seed=spec.run["seed"] + 29)
+    hold = ctx.hold_bytes
+    x_eval, y_eval = take_subset(splits.test, spec.run["eval_samples"], seed=spec.run["seed"] + 17,
+                                 hold_bytes=hold, spill_dir=spill_dir())
+    x_attack, y_attack = take_subset(splits.train, spec.run["attack_samples"], seed=spec.run["seed"] + 29,
+                                     hold_bytes=hold, spill_dir=spill_dir())
     return Prepared(splits=splits, classes=list(splits.classes), built=built, layers=layers, layer=layer,
-                    targets=targets, x_eval=x_eval.to(ctx.device), y_eval=y_eval.to(ctx.device),
-                    x_attack=x_attack.to(ctx.device), y_attack=y_attack.to(ctx.device), info=info)
+                    targets=targets, x_eval=place(x_eval, ctx.device, hold), y_eval=y_eval.to(ctx.device),
+                    x_attack=place(x_attack, ctx.device, hold), y_attack=y_attack.to(ctx.device), info=info)

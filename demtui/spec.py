@@ -33,10 +33,15 @@ RUN_PARAMS = schema(
     Param("secondary", "bool", True, "After a defense, run the attack again against the defended model."),
     Param("noise_baseline", "bool", True, "Also measure a random perturbation of the attack's threat model "
           "(±ε sign noise; a random patch for patches)."),
+    Param("card", "str", "full", "Robustness card after a defense: full, off, or a comma list of tested, fresh, "
+          "adaptive, other, noise (demtui/card.py)."),
     Param("batch_size", "int", 256, "Evaluation batch size.", min=1),
     Param("bins", "int", 24, "Bins of the entropy histograms.", min=2, max=200),
-    Param("threads", "int", 0, "CPU threads torch may use (0: torch's default, or the share an executor "
-          "gives each run); results can differ in the last digits between thread counts.", min=0),
+    Param("threads", "int", 0, "CPU threads torch may use (0: auto, the cores free by load average on a CPU "
+          "run unless OMP_NUM_THREADS or an executor's share says otherwise); results can differ in the last "
+          "digits between thread counts.", min=0),
+    Param("memory_budget", "float", 2.0, "GiB of images a run holds whole (on the device); larger attack, repair "
+          "and evaluation sets are decoded once into a memory-mapped file and streamed (0: always stream).", min=0),
 )
 VICTIM_PARAMS = schema(
     Param("epochs", "int", 30, "Victim training epochs.", min=1),
@@ -53,7 +58,7 @@ MODEL_COMMON = schema(
     Param("train", "choice", "auto", "auto: train a victim when no checkpoint/pretrained weights (cached); "
           "always; never.", choices=("auto", "always", "never")),
 )
-SECTIONS = ("run", "model", "dataset", "victim", "attack", "defense")
+SECTIONS = ("run", "model", "dataset", "victim", "attack", "defense", "observer")
 COMPONENT_SECTIONS = {"model": "model", "dataset": "dataset", "attack": "attack", "defense": "defense"}
 
 
@@ -74,6 +79,10 @@ class RunSpec:
     victim: dict[str, Any]
     attack: Choice
     defense: Choice | None
+    #: experiment-tracker observers (run.observers + [observer.NAME] tables); they never change results
+    observers: list[Choice] = field(default_factory=list)
+    #: One-line warnings found while resolving (e.g. a defender weaker than the attack).
+    notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"run": {**self.run, "targets": list(self.targets)}}
@@ -82,6 +91,9 @@ class RunSpec:
             out[key] = {"name": "none"} if choice is None else {"name": choice.name, **_drop_none(choice.params)}
         out["victim"] = _drop_none(self.victim)
         out["run"] = _drop_none(out["run"])
+        if self.observers:
+            out["run"]["observers"] = [o.name for o in self.observers]
+            out["observer"] = {o.name: _drop_none(o.params) for o in self.observers}
         return out
 
     def to_toml(self) -> str:
@@ -148,7 +160,11 @@ def resolve(data: dict[str, Any], registry: "Registry") -> RunSpec:
                             + f" Sections are: {', '.join(SECTIONS)}.")
     run_values = dict(data.get("run", {}))
     targets = _targets(run_values.pop("targets", [0]))
+    observers = _observers(run_values.pop("observers", []), data.get("observer", {}), registry)
     run = RUN_PARAMS.validate(run_values, owner="run")
+    from demtui.card import parts_of
+
+    parts_of(run.get("card"))  # a bad part name fails here, before anything runs
     if run["mode"] == "targeted" and not targets:
         raise SpecError("The target list is empty; give class indices or names, e.g. --targets 0,3,5, "
                         "or set run.mode=untargeted.")
@@ -158,10 +174,55 @@ def resolve(data: dict[str, Any], registry: "Registry") -> RunSpec:
     defense_section = data.get("defense", {"name": "none"})
     defense = None if defense_section.get("name", "none") == "none" else _choice(data, "defense", registry)
     victim = VICTIM_PARAMS.validate(data.get("victim", {}), owner="victim")
+    notes: list[str] = []
+    if defense is not None:  # training budgets follow the attack's ε (demtui/coupling.py)
+        from demtui.coupling import couple
+
+        defense.params, notes = couple(attack.params, defense.params, defense.name)
     if run["mode"] == "untargeted" and not registry.get("attack", attack.name).untargeted:
         raise SpecError(f"Attack '{attack.name}' has no non-targeted mode; pick another attack or run.mode=targeted.")
     return RunSpec(run=run, targets=targets if run["mode"] == "targeted" else [], model=model,
-                   dataset=dataset, victim=victim, attack=attack, defense=defense)
+                   dataset=dataset, victim=victim, attack=attack, defense=defense, observers=observers,
+                   notes=notes)
+
+
+def with_observers(data: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    """Add ``--observer`` names to a spec dict's run.observers (kept in order, no repeats)."""
+    if not names:
+        return data
+    run = dict(data.get("run", {}))
+    current = _names(run.get("observers", []))
+    run["observers"] = current + [n for n in names if n not in current]
+    return {**data, "run": run}
+
+
+def _names(value: Any) -> list[str]:
+    if isinstance(value, str):
+        value = [v for v in value.replace(" ", "").split(",") if v]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise SpecError(f"run.observers must be a list of observer names, e.g. [\"tensorboard\"], got {value!r}.")
+    return [v.strip() for v in value]
+
+
+def _observers(names: Any, tables: Any, registry: "Registry") -> list[Choice]:
+    """Each enabled observer with its validated [observer.NAME] params (``--set observer.NAME.k=v`` works too)."""
+    if not isinstance(tables, dict):
+        raise SpecError("Spec section 'observer' must hold one table per observer, e.g. [observer.tensorboard].")
+    by_name: dict[str, dict[str, Any]] = {}
+    for key, value in tables.items():
+        name, dot, param = str(key).partition(".")
+        if dot:  # from --set observer.NAME.param=value
+            by_name.setdefault(name, {})[param] = value
+        elif isinstance(value, dict):
+            by_name.setdefault(name, {}).update(value)
+        else:
+            raise SpecError(f"[observer] entry '{key}' must be a table of that observer's params, e.g. "
+                            f"[observer.{key}], or --set observer.NAME.param=value.")
+    out = []
+    for name in dict.fromkeys(_names(names)):
+        source = registry.get("observer", name)
+        out.append(Choice(name=name, params=source.params.validate(by_name.get(name, {}), owner=f"observer {name}")))
+    return out
 
 
 def _targets(value: Any) -> list[int | str]:

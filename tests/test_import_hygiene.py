@@ -10,15 +10,16 @@ from typer.testing import CliRunner
 from demtui.cli import app
 runner = CliRunner()
 for args in (["--help"], ["plugins"], ["list"], ["show", "df-uap"], ["plugins", "--json"], ["show", "ray"],
-             ["list", "executors"], ["reproduce", "--list"], ["run", "--help"]):
+             ["list", "executors"], ["reproduce", "--list"], ["run", "--help"], ["list", "observers"],
+             ["show", "tensorboard"], ["show", "mlflow"], ["show", "wandb"], ["report", "--help"]):
     result = runner.invoke(app, args)
     assert result.exit_code == 0, (args, result.output)
 print(json.dumps({m: m in sys.modules for m in HEAVY}))
 """
-HEAVY = ("torch", "torchvision", "timm", "textual", "ray", "submitit")
+HEAVY = ("torch", "torchvision", "timm", "textual", "ray", "submitit", "tensorboard", "mlflow", "wandb")
 
 
-def test_catalogue_commands_never_import_torch_textual_or_executors():
+def test_catalogue_commands_never_import_torch_textual_executors_or_trackers():
     out = subprocess.run([sys.executable, "-c", f"HEAVY = {HEAVY!r}\n" + CHECK], capture_output=True, text=True,
                          check=True).stdout
     assert json.loads(out.strip().splitlines()[-1]) == dict.fromkeys(HEAVY, False)

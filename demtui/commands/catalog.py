@@ -118,10 +118,10 @@ def show(name: Annotated[str, typer.Argument(help="A component name, e.g. df-uap
 def _extras(comp: Any) -> list[tuple[str, str]]:
     out = []
     for field in ("family", "examples", "offline", "targeted", "untargeted", "threat", "budget_param", "changes",
-                  "known_uaps", "rebuild", "matches", "repair"):
+                  "known_uaps", "rebuild", "matches", "repair", "extra", "needs"):
         if hasattr(comp, field):
             value = getattr(comp, field)
-            if field == "rebuild" and not value:
+            if field in ("rebuild", "extra", "needs") and not value:
                 continue
             out.append((field.replace("_param", ""), ", ".join(value) if isinstance(value, tuple) else str(value)))
     if hasattr(comp, "engine_params"):

@@ -36,6 +36,7 @@ def run(
     ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="Ray cluster to join: auto, ray://HOST:10001 (implies --executor ray).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout; progress on stderr.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress view.")] = False,
+    observer: Annotated[Optional[list[str]], typer.Option("--observer", help="Mirror the run into a tracker: tensorboard, mlflow, wandb (repeatable; params: --set observer.NAME.param=value).")] = None,
     registry: RegistryOpt = None,
 ) -> None:
     """Run a spec (default: the offline quickstart) and print the Before/After table."""
@@ -63,6 +64,7 @@ def run(
     from demtui import sweep as sweepmod
 
     data, executor_section = sweepmod.split_executor(specmod.merge(base, overlay))
+    data = specmod.with_observers(data, observer or [])
     data, axes = sweepmod.split(data)
     axes.update(sweepmod.parse_sweep_flags(sweep or []))
     choice = launch.choose_executor(executor_section, executor, jobs, devices, ray_address)

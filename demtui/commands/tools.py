@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -36,8 +35,29 @@ def train(
 
 
 @guard
-def report(run_dir: Annotated[Path, typer.Argument(help="A run directory, a grid folder or a reproduction.")]) -> None:
+def report(run_dir: Annotated[Path, typer.Argument(help="A run directory, a grid folder or a reproduction.")],
+           fmt: Annotated[Optional[str], typer.Option("--format", help="Print only the table, as md, csv or tex (LaTeX booktabs): per-target rows; a grid's mean ± std over seeds.")] = None) -> None:
     """Regenerate a run's report.md (or a grid's table) from what is on disk and print it."""
+    from demtui.errors import SpecError  # a wrong path is bad input: exit 2
+
+    if fmt is not None:
+        from demtui import tables
+
+        tables.render(tables.Table(["x"], []), fmt)  # an unknown format fails before any file is read
+        if (run_dir / "reproduce.json").exists():
+            from demtui.reproduce.render import rebuild as rebuild_reproduction
+
+            rebuild_reproduction(run_dir)
+            typer.echo((run_dir / f"table.{fmt}").read_text(encoding="utf-8"), nl=False)
+        elif (run_dir / "sweep.json").exists():
+            typer.echo(tables.export_grid(run_dir, fmt), nl=False)
+        elif (run_dir / "results.json").exists():
+            typer.echo(tables.export_run(run_dir, fmt), nl=False)
+        else:
+            raise SpecError(f"{run_dir} is not a demtui run directory or grid folder (no results.json or sweep.json); "
+                            "pass a folder under runs/.")
+        return
+
     if (run_dir / "reproduce.json").exists():
         from demtui.reproduce.render import rebuild as rebuild_reproduction
 
@@ -52,8 +72,6 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run directory, a grid
     from demtui.report import rebuild_report
 
     if not (run_dir / "results.json").exists():
-        from demtui.errors import SpecError  # bad input (a wrong path), so exit 2
-
         raise SpecError(f"{run_dir} is not a demtui run directory (no results.json); pass a folder under runs/.")
     path = rebuild_report(run_dir)
     typer.echo(path.read_text(encoding="utf-8"))
