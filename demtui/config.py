@@ -60,7 +60,8 @@ def user_registry_path(explicit: str | Path | None = None) -> Path | None:
     if explicit:
         path = Path(explicit).expanduser()
         if not path.is_file():
-            raise SpecError(f"Registry file {path} does not exist; check the --registry path.")
+            what = "is a directory" if path.is_dir() else "does not exist"
+            raise SpecError(f"Registry file {path} {what}; check the --registry path.")
         return path
     env = os.environ.get("DEMTUI_REGISTRY")
     if env:
@@ -80,6 +81,8 @@ def read_toml(path: Path) -> dict[str, Any]:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{path} is not valid TOML ({exc}); fix the file and try again.") from None
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{path} is not UTF-8 text (byte {exc.start}); save it as UTF-8 TOML.") from None
     except OSError as exc:
         raise SpecError(f"Cannot read {path} ({exc.strerror}).") from None
     unknown = set(data) - _SECTIONS

@@ -108,7 +108,9 @@ def write_sweep_spec(root: Path, data: dict[str, Any], axes: dict[str, list[Any]
 
     if (root / "sweep.json").exists() and not resume:
         raise SpecError(f"{root} already holds a sweep; pass --resume to continue it or choose another --out.")
-    root.mkdir(parents=True, exist_ok=True)
+    from demtui.lock import make_dir
+
+    make_dir(root, "grid folder")
     atomic_write_text(root / "spec.toml", tomli_w.dumps({**data, "sweep": axes}))
 
 

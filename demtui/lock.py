@@ -81,6 +81,21 @@ def _holder_alive(holder: Holder, os_lock: bool | None) -> bool:
     return time.time() - holder.heartbeat < STALE_AFTER
 
 
+def make_dir(directory: Path, what: str = "run directory") -> None:
+    """Create ``directory`` (and parents), or say in one sentence (exit 2) why --out cannot be it."""
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise SpecError(f"{directory} is a file, not a directory; choose another --out.") from None
+    except NotADirectoryError:
+        raise SpecError(f"{directory} lies under a file, not a directory; choose another --out.") from None
+    except OSError as exc:  # a read-only or virtual path
+        raise SpecError(f"Cannot write {what} {directory} ({exc.strerror}); choose a writable --out.") from None
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise SpecError(f"Cannot write {what} {directory} (permission denied); choose a writable --out.")
+
+
 def locked_message(directory: Path, holder: Holder | None) -> str:
     who = holder.describe() if holder else "another process"
     return f"{directory} is being written by {who}; wait for it to finish, stop it, or choose another --out."
@@ -99,13 +114,9 @@ class DirLock:
         self._beat: threading.Thread | None = None
 
     def acquire(self) -> "DirLock":
+        make_dir(self.directory, self.what)
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
-        except FileExistsError:
-            raise SpecError(f"{self.directory} is a file, not a directory; choose another --out.") from None
-        except NotADirectoryError:
-            raise SpecError(f"{self.directory} lies under a file, not a directory; choose another --out.") from None
         except OSError as exc:  # bad input (a read-only or virtual path), so exit 2 like any other
             raise SpecError(f"Cannot write {self.what} {self.directory} ({exc.strerror}); choose a writable --out.") from None
         os_lock = _flock(fd)

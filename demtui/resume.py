@@ -15,9 +15,9 @@ from typing import Any
 from demtui.errors import SpecError, did_you_mean
 
 #: Stage order (demtui.stages.STAGES, repeated here so this module stays light).
-ORDER = ("baseline", "attack", "analyse", "defend", "evaluate", "secondary")
-#: Values that change no result.
-NEUTRAL = {"run.device", "run.threads"}
+ORDER = ("baseline", "attack", "analyse", "defend", "evaluate", "secondary", "card")
+#: Values that change how a run computes, not what (devices, threads, how much is held in memory).
+NEUTRAL = {"run.device", "run.threads", "run.memory_budget"}
 _ATTACK_KEYS = {"run.attack_samples", "run.mode", "run.targets", "run.noise_baseline"}
 
 
@@ -32,6 +32,8 @@ def first_stage_using(key: str) -> str | None:
         return "defend"
     if key == "run.secondary":
         return "secondary"
+    if key == "run.card":
+        return "card"
     if key == "run.bins":
         return "analyse"
     return "baseline"  # model, dataset, victim, seed, samples, layer: everything
@@ -124,6 +126,14 @@ def is_run_dir(path: Path) -> bool:
                                                    "submitted.toml"))
 
 
+def refuse_run_as_grid(root: Path) -> None:
+    """A grid folder must not be written over a single run's directory (its spec.toml would be replaced)."""
+    single = any((root / n).exists() for n in ("results.json", "events.jsonl", "submitted.toml"))
+    if single and not (root / "sweep.json").exists():
+        raise SpecError(f"{root} holds a single run, not a grid; choose another --out for the grid "
+                        "(or drop --sweep to continue that run).")
+
+
 def check_resumable(out: Path) -> None:
     """--resume needs an existing run or grid; a typo must not start a new run silently."""
     if not out.exists():
@@ -155,6 +165,15 @@ def rerun(run_dir: Path, spec: Any, registry: Any, stage: str | None) -> tuple[l
     from demtui.store import RunStore, atomic_write_text
 
     check_resumable(run_dir)
+    planned = ["baseline", "attack", "analyse"]
+    if spec.defense is not None:
+        planned += ["defend", "evaluate"] + (["secondary"] if spec.run.get("secondary") else [])
+        from demtui.card import parts_of
+
+        planned += ["card"] if parts_of(spec.run.get("card")) else []
+    if stage in ORDER and stage not in planned:
+        raise SpecError(f"--rerun {stage}: this run has no {stage} stage (its stages are {', '.join(planned)}); "
+                        "pick one of those.")
     if (run_dir / "sweep.json").exists():
         raise SpecError(f"--rerun works on one run; {run_dir} is a grid (rerun its cells' directories one by one).")
     with DirLock(run_dir):

@@ -21,6 +21,11 @@ def train_to_file(spec: RunSpec, registry: Registry, out: Path) -> dict[str, Any
 
     if out.suffix != ".safetensors":
         raise SpecError(f"--out {out} must end in .safetensors (demtui writes safetensors checkpoints).")
+    if out.is_dir():
+        raise SpecError(f"--out {out} is a directory; give a file name ending in .safetensors.")
+    from demtui.lock import make_dir
+
+    make_dir(out.parent, "checkpoint folder")  # before training, not after
     ctx = RunContext(device=resolve_device(spec.run["device"]), seed=spec.run["seed"])
     splits = load_dataset(spec, registry, ctx)
     built = build_model(spec, registry, len(splits.classes), ctx)

@@ -51,6 +51,10 @@ def test_out_that_is_a_file_or_cannot_be_created(tmp_path: Path) -> None:
     _refused([*RUN, "--out", str(afile)], "is a file", "--out")
     _refused([*RUN, "--out", str(afile / "sub")], "under a file", "--out")
     _refused([*RUN, "--out", "/proc/demtui-cannot/run"], "Cannot write", "--out")
+    sweep = ["--sweep", "attack.eps=8/255,10/255"]
+    _refused([*RUN, "--out", str(afile), *sweep], "is a file", "--out")
+    _refused([*RUN, "--out", "/proc/demtui-cannot/grid", *sweep], "Cannot write grid folder")
+    _refused(["reproduce", "table7", "--preset", "tiny", "--quiet", "--out", str(afile)], "is a file")
 
 
 def test_spec_files_that_cannot_be_read(tmp_path: Path) -> None:
@@ -122,6 +126,23 @@ def test_resume_needs_an_existing_run(tmp_path: Path) -> None:
     _refused([*RUN, "--resume", "--out", str(tmp_path / "photos")], "not a demtui run")
     assert sorted(p.name for p in (tmp_path / "photos").iterdir()) == ["cat.jpg"]
     _refused([*RUN, "--resume"], "--out")
+    _refused(["reproduce", "table7", "--preset", "tiny", "--resume", "--out", str(tmp_path / "typo")], "does not exist")
+
+
+def test_other_commands_refuse_bad_paths(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("x")
+    _refused(["report", str(tmp_path / "nowhere")], "not a demtui run directory")
+    _refused(["train", "--out", str(tmp_path / "afile" / "v.safetensors")], "is a file")  # before any training
+    _refused(["train", "--out", str(tmp_path / "v.pt")], ".safetensors")
+
+
+def test_a_grid_is_never_written_over_a_single_run(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "results.json").write_text('{"version": 1, "stages": {}}')
+    (run / "spec.toml").write_text("[run]\nseed = 0\n")
+    _refused([*RUN, "--out", str(run), "--sweep", "attack.eps=8/255,10/255"], "single run, not a grid")
+    assert (run / "spec.toml").read_text() == "[run]\nseed = 0\n"
 
 
 def test_registry_defaults_are_checked_wherever_used(tmp_path: Path) -> None:
@@ -132,6 +153,10 @@ def test_registry_defaults_are_checked_wherever_used(tmp_path: Path) -> None:
     typo = tmp_path / "typo.toml"
     typo.write_text("[defaults.attack.df-uapp]\neps = 0.1\n")
     _refused(["show", "df-uap", "--registry", str(typo)], "df-uapp", "Did you mean 'df-uap'?")
+    latin = tmp_path / "latin.toml"
+    latin.write_bytes(b"# caf\xe9\n")
+    _refused(["list", "--registry", str(latin)], "not UTF-8")
+    _refused(["list", "--registry", str(tmp_path)], "is a directory")
     assert runner.invoke(app, ["plugins", "--registry", str(bad)]).exit_code == 0  # plugins reports, not refuses
 
 
@@ -253,6 +278,7 @@ def test_resume_accepts_changes_to_unfinished_stages_and_rerun_redoes_a_stage(tm
     assert results["stages"]["baseline"]["seconds"] == baseline_seconds
     assert set(results["stages"]) >= {"attack", "analyse", "defend", "evaluate"}
     _refused([*RUN, "--out", str(out), "--rerun", "atack"], "Did you mean 'attack'?")
+    _refused([*RUN, "--out", str(out), "--rerun", "secondary", "--set", "run.secondary=false"], "no secondary stage")
 
 
 def test_train_prints_its_training_accuracy(tmp_path: Path) -> None:
@@ -331,7 +357,7 @@ def _wait_for(events: Path, stage: str, proc: subprocess.Popen, timeout: float =
     raise AssertionError(f"the run never reached {stage} (exit {proc.poll()})")
 
 
-@pytest.mark.parametrize("stage", ["attack", "defend"])
+@pytest.mark.parametrize("stage", ["attack", "defend", "evaluate"])
 def test_kill_9_then_resume_equals_an_uninterrupted_run(stage: str, reference, tmp_path: Path) -> None:
     out = tmp_path / "cut"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

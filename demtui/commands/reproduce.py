@@ -53,6 +53,15 @@ def reproduce(
             typer.echo(f"{cell.label}\n" + "".join(f"    {line}\n" for line in cell.spec_toml.splitlines()))
         return
     root = out or Path("runs") / f"{tdef.id}-{preset}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if resume:
+        from demtui.resume import check_resumable
+
+        if out is None:
+            raise SpecError("--resume needs --out pointing at the grid folder to continue.")
+        check_resumable(root)  # a typo'd folder must not start a new grid
+    from demtui.resume import refuse_run_as_grid
+
+    refuse_run_as_grid(root)
     if (root / "sweep.json").exists() and not resume:
         raise SpecError(f"{root} already holds a grid; pass --resume to continue it or choose another --out.")
     choice = launch.choose_executor(executor_section, executor, jobs, devices, ray_address)

@@ -78,6 +78,9 @@ def run(
         preflight_cells(cells, reg)  # and every check that needs no data, before any cell starts
         first = specmod.resolve(sweepmod.variants(data, axes)[0].data, reg)
         root = out or Path("runs") / f"sweep-{_slug(first)}-{time.strftime('%Y%m%d-%H%M%S')}"
+        from demtui.resume import refuse_run_as_grid
+
+        refuse_run_as_grid(root)
         launch.write_sweep_spec(root, data, axes, resume)
         runner = launch.build_executor(choice, reg, root, registry_file=registry_file, quiet=quiet)
         grid = launch.run_grid(root, cells, runner, axes=axes, resume=resume, quiet=quiet)

@@ -38,7 +38,7 @@ def train(
 def report(run_dir: Annotated[Path, typer.Argument(help="A run directory, a grid folder or a reproduction.")],
            fmt: Annotated[Optional[str], typer.Option("--format", help="Print only the table, as md, csv or tex (LaTeX booktabs): per-target rows; a grid's mean ± std over seeds.")] = None) -> None:
     """Regenerate a run's report.md (or a grid's table) from what is on disk and print it."""
-    from demtui.errors import RunError
+    from demtui.errors import SpecError  # a wrong path is bad input: exit 2
 
     if fmt is not None:
         from demtui import tables
@@ -54,8 +54,8 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run directory, a grid
         elif (run_dir / "results.json").exists():
             typer.echo(tables.export_run(run_dir, fmt), nl=False)
         else:
-            raise RunError(f"{run_dir} is not a demtui run directory or grid folder (no results.json or sweep.json); "
-                           "pass a folder under runs/.")
+            raise SpecError(f"{run_dir} is not a demtui run directory or grid folder (no results.json or sweep.json); "
+                            "pass a folder under runs/.")
         return
 
     if (run_dir / "reproduce.json").exists():
@@ -72,7 +72,7 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run directory, a grid
     from demtui.report import rebuild_report
 
     if not (run_dir / "results.json").exists():
-        raise RunError(f"{run_dir} is not a demtui run directory (no results.json); pass a folder under runs/.")
+        raise SpecError(f"{run_dir} is not a demtui run directory (no results.json); pass a folder under runs/.")
     path = rebuild_report(run_dir)
     typer.echo(path.read_text(encoding="utf-8"))
 

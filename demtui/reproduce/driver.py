@@ -49,7 +49,9 @@ def grid_cells(cells: list[PlannedCell], registry: Any) -> list[Any]:
 
 
 def write_plan(root: Path, table: TableDef, preset: str, cells: list[PlannedCell]) -> None:
-    root.mkdir(parents=True, exist_ok=True)
+    from demtui.lock import make_dir
+
+    make_dir(root, "grid folder")
     doc = {"table": table.id, "preset": preset,
            "cells": [{"label": c.label, "row": c.row, "victim": c.victim, "seed": c.seed} for c in cells]}
     atomic_write_text(root / PLAN_FILE, json.dumps(doc, indent=2))
