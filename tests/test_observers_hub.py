@@ -118,3 +118,22 @@ def test_a_failure_while_closing_goes_to_stderr_not_after_the_last_event(capsys:
     hub.close()
     assert written[-1]["type"] == "run_cancelled"
     assert "observer 'x' failed (OSError: disk full) and was detached" in capsys.readouterr().err
+
+
+def test_the_observer_thread_is_nicer_than_the_run() -> None:
+    import os
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("per-thread niceness is Linux's")
+    seen: dict[str, int] = {}
+
+    class Nice(Recorder):
+        def on_event(self, event: dict[str, Any]) -> None:
+            seen["nice"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    hub = ObserverHub({"n": Nice()})
+    bus, _ = _bus(hub)
+    bus.emit("run_finished", summary={}, seconds=1.0)
+    hub.close()
+    assert seen["nice"] > os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
