@@ -337,3 +337,9 @@ def test_a_seed_sweep_nests_its_mlflow_runs_and_reports_mean_and_std(tmp_path: P
     assert rows[0]["Target"] == "all" and rows[0]["Runs"] == "2/2"
     assert float(rows[0]["SR before"]) == pytest.approx(sum(srs) / 2)
     assert float(rows[0]["SR before std"]) == pytest.approx(abs(srs[0] - srs[1]) / 2 ** 0.5)
+
+
+def test_wandb_reinit_matches_the_installed_version() -> None:
+    from demtui.plugins.observers.wandb_obs import _reinit
+
+    assert _reinit("0.31.0") == "create_new" and _reinit("0.16.6") is True and _reinit("1.0.0rc1") == "create_new"
