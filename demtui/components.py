@@ -158,6 +158,10 @@ class DatasetSource(Component):
     """Provides train/test splits of uint8 images in [0, 255] and their class names."""
 
     offline: bool = False
+    #: Class names known without loading the data (metadata: the TUI checks targets against them).
+    classes: tuple[str, ...] = ()
+    #: Number of classes when known but the names are not listed (0: unknown, or len(classes)).
+    num_classes: int = 0
     kind: ClassVar[str] = "dataset"
 
 

@@ -60,6 +60,7 @@ class RunContext:
     stage: str = ""
     cancel_requested: bool = False
     progress_interval: float = 0.25
+    hold_bytes: int | None = None  # image sets above this stream instead of sitting on the device (run.memory_budget)
     _last_progress: float = field(default=0.0, repr=False)
 
     @property

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from demtui import stages as S
-from demtui.errors import DemtuiError, RunError, SpecError
+from demtui.errors import DemtuiError, SpecError
 from demtui.events import EventBus, JsonlWriter, read_events
 from demtui.lock import DirLock
 from demtui.registry import Registry
@@ -37,27 +37,29 @@ class Outcome:
     error: str = ""
 
 
-def check_run_dir(store: RunStore, spec: RunSpec, resume: bool) -> None:
-    """Refuse to overwrite a finished run; refuse to resume a different or corrupt one."""
-    if not store.exists():
-        return
-    if not resume:
-        raise SpecError(f"{store.root} already holds a run; pass --resume to continue it or choose another --out.")
-    read_events(store.events_path, strict=True)
-    store.results  # noqa: B018 - validates results.json
-    if store.spec_path.exists():
-        import tomllib
+def check_run_dir(store: RunStore, spec: RunSpec, resume: bool) -> list[str]:
+    """Refuse to overwrite finished work or build on a corrupt run; accept spec changes that
+    only unfinished stages use (demtui.resume), returning them worded for the log."""
+    from demtui import resume as R
 
-        saved = tomllib.loads(store.spec_path.read_text(encoding="utf-8"))
-        mine = spec.to_dict()
-        for d in (saved, mine):  # where it runs and who watches never change what it computes
-            d.get("run", {}).pop("device", None)
-            d.get("run", {}).pop("observers", None)
-            d.pop("observer", None)
-        if _normalise(saved) != _normalise(mine):
-            diff = _first_difference(_normalise(saved), _normalise(mine))
-            raise SpecError(f"{store.root} was made with a different spec ({diff}); resume with the same spec "
-                            "(omit flags to reuse the saved one) or choose another --out.")
+    if not store.exists():
+        return []
+    if (store.root / "sweep.json").exists():
+        raise SpecError(f"{store.root} holds a grid, not a run; pass --resume (without --set or --sweep changes) "
+                        "to continue that grid, or choose another --out.")
+    read_events(store.events_path, strict=True)
+    finished = [name for name, entry in store.results["stages"].items() if entry.get("status") == "finished"]
+    if not resume and finished:
+        raise SpecError(f"{store.root} already holds a run; pass --resume to continue it (--rerun STAGE to redo a "
+                        "stage and the ones after it) or choose another --out.")
+    if not store.spec_path.exists():
+        return []
+    saved, mine = R.saved_spec(store.spec_path), spec.to_dict()
+    for d in (saved, mine):  # where it runs and who watches never change what it computes
+        d.get("run", {}).pop("device", None)
+        d.get("run", {}).pop("observers", None)
+        d.pop("observer", None)
+    return R.check_changes(store.root, _normalise(saved), _normalise(mine), finished)
 
 
 def _normalise(d: dict[str, Any]) -> dict[str, Any]:
@@ -66,24 +68,16 @@ def _normalise(d: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(d, sort_keys=True, default=str))
 
 
-def _first_difference(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> str:
-    for key in sorted(set(a) | set(b)):
-        va, vb = a.get(key), b.get(key)
-        if isinstance(va, dict) and isinstance(vb, dict):
-            found = _first_difference(va, vb, f"{prefix}{key}.")
-            if found:
-                return found
-        elif va != vb:
-            return f"{prefix}{key}: saved {va!r}, now {vb!r}"
-    return ""
-
-
 def planned_stages(spec: RunSpec) -> list[str]:
     names = ["baseline", "attack", "analyse"]
     if spec.defense is not None:
         names += ["defend", "evaluate"]
         if spec.run["secondary"]:
             names.append("secondary")
+        from demtui.card import parts_of
+
+        if parts_of(spec.run.get("card")):
+            names.append("card")  # the robustness report card (demtui/card.py)
     return names
 
 
@@ -93,6 +87,9 @@ def execute(spec: RunSpec, registry: Registry, run_dir: Path, *, resume: bool = 
     from demtui.context import resolve_device
 
     device = resolve_device(spec.run["device"])  # bad devices fail before anything is written
+    from demtui.preflight import preflight
+
+    preflight(spec, registry)  # every check that needs no data, before the directory is touched
     from demtui.observers import check as check_observers
 
     check_observers(spec, registry)  # a missing tracker extra fails before anything is written too
@@ -109,13 +106,17 @@ def _execute_locked(spec: RunSpec, registry: Registry, store: RunStore, device: 
     from demtui.context import Cancelled, RunContext
 
     run_dir = store.root
-    check_run_dir(store, spec, resume)
+    changed = check_run_dir(store, spec, resume)
     from demtui import provenance
 
     providers = provenance.providers_for(spec, registry)
     provider_notes = provenance.compare(store.results.get("providers") or {}, providers) if store.exists() else []
     store.create()
-    if not store.spec_path.exists():
+    if changed:  # only unfinished stages used these values: they run with the new spec
+        from demtui.resume import forget_partial
+
+        forget_partial(store.results, [c.split(":", 1)[0] for c in changed])
+    if changed or not store.spec_path.exists():
         atomic_write_text(store.spec_path, provenance.toml_comment(providers) + spec.to_toml())
     store.results["providers"] = providers
     store.flush()
@@ -140,10 +141,12 @@ def _execute_locked(spec: RunSpec, registry: Registry, store: RunStore, device: 
         ctx.log(lock_note[0].upper() + lock_note[1:] + ".", level="warning")
     for note in provider_notes:
         ctx.log(note, level="warning")
-    if spec.run.get("threads"):
-        import torch
+    if changed:
+        ctx.log("The spec changed since this directory's last run (" + "; ".join(changed)
+                + "); only stages that had not finished use these values.", level="warning")
+    from demtui.threads import apply_threads
 
-        torch.set_num_threads(spec.run["threads"])
+    ctx.log(apply_threads(int(spec.run.get("threads") or 0), device.type))
     in_main = threading.current_thread() is threading.main_thread()  # signal handlers only work there
     previous = signal.signal(signal.SIGTERM, _raise_interrupt) if in_main else None
     stage = "prepare"
@@ -206,7 +209,7 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
 #: Which component a stage's own code runs most (ties between components of one package).
 _STAGE_KINDS = {"prepare": ("model", "dataset"), "baseline": ("model",), "attack": ("attack", "model"),
                 "analyse": ("attack", "model"), "defend": ("defense", "model"), "evaluate": ("defense", "attack"),
-                "secondary": ("attack", "defense")}
+                "secondary": ("attack", "defense"), "card": ("attack", "defense")}
 
 
 def _blame(exc: Exception, spec: RunSpec, registry: Registry, stage: str) -> Any:
@@ -246,6 +249,8 @@ def _mean(targets: dict[str, Any], metric: str) -> float | None:
 
 def summarise(spec: RunSpec, results: dict[str, Any]) -> dict[str, Any]:
     """The summary object of --json: fixed keys, null where a stage did not run."""
+    from demtui.card import summary_of as card_summary
+
     stages = results.get("stages", {})
     get = lambda name: stages.get(name) if stages.get(name, {}).get("status") == "finished" else None  # noqa: E731
     base, atk, ev, sec, dfd, ana = (get(n) for n in ("baseline", "attack", "evaluate", "secondary", "defend", "analyse"))
@@ -265,5 +270,6 @@ def summarise(spec: RunSpec, results: dict[str, Any]) -> dict[str, Any]:
         "attack_seconds": atk["seconds"] if atk else None,
         "defense_seconds": dfd["seconds"] if dfd else None,
         "mode": spec.run["mode"],
+        "card": card_summary(get("card")),
     }
     return out

@@ -33,18 +33,31 @@ def predict_under(
     *,
     batch_size: int,
     ctx: Any,
+    stream: bool | None = None,
 ) -> torch.Tensor:
-    """Predictions (P, N) for each perturbation (None = clean) on uint8 images ``x``."""
+    """Predictions (P, N) for each perturbation (None = clean) on uint8 images ``x``.
+
+    ``stream`` (default: when ``x`` is a host tensor over the run's memory budget) feeds
+    the batches through a DataLoader; the batches, and so the predictions, are the same.
+    """
     model.eval()
     chunk = max(1, batch_size // max(1, len(perturbations)))
     out = []
-    for start in range(0, x.shape[0], chunk):
-        xb = as_float(x[start:start + chunk].to(ctx.device, non_blocking=True))
+    for xb in _batches(x, chunk, ctx, stream):
+        xb = as_float(xb)
         views = [xb if p is None else p.apply(xb) for p in perturbations]
         with ctx.autocast():
             logits = model(torch.cat(views))
         out.append(logits.argmax(1).view(len(perturbations), -1).cpu())
     return torch.cat(out, dim=1)
+
+
+def _batches(x: torch.Tensor, batch_size: int, ctx: Any, stream: bool | None) -> Iterator[torch.Tensor]:
+    from demtui.data import batches, should_stream
+
+    if stream is None:
+        stream = should_stream(x, ctx.device, getattr(ctx, "hold_bytes", None))
+    return batches(x, batch_size, ctx.device, stream=stream)
 
 
 def attack_metrics(clean_pred: torch.Tensor, adv_pred: torch.Tensor, y: torch.Tensor, target: int | None) -> dict[str, float]:
@@ -91,13 +104,13 @@ def _saver(store: dict[str, torch.Tensor], role: str):
 
 @torch.no_grad()
 def entropies(model: nn.Module, x: torch.Tensor, paths: dict[str, str], *, batch_size: int, ctx: Any,
-              perturbation: Perturbation | None = None) -> dict[str, torch.Tensor]:
+              perturbation: Perturbation | None = None, stream: bool | None = None) -> dict[str, torch.Tensor]:
     """Eq. 5 entropy per sample at every layer in ``paths``: role → (N,) float tensor."""
     model.eval()
     acc: dict[str, list[torch.Tensor]] = {role: [] for role in paths}
     with capture_many(model, paths) as store:
-        for start in range(0, x.shape[0], batch_size):
-            xb = as_float(x[start:start + batch_size].to(ctx.device))
+        for xb in _batches(x, batch_size, ctx, stream):
+            xb = as_float(xb)
             if perturbation is not None:
                 xb = perturbation.apply(xb)
             with ctx.autocast():

@@ -80,7 +80,9 @@ class JsonlWriter:
         self._fh = open(path, "a", encoding="utf-8")
 
     def __call__(self, event: dict[str, Any]) -> None:
-        self._fh.write(json.dumps(event, separators=(",", ":"), default=_jsonable) + "\n")
+        from demtui.jsonsafe import dumps
+
+        self._fh.write(dumps(event, separators=(",", ":"), default=_jsonable) + "\n")  # strict JSON: no NaN
         self._fh.flush()
 
     def close(self) -> None:

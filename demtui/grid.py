@@ -15,10 +15,11 @@ import json
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from demtui import jsonsafe
 from demtui.executors.base import ACTIVE, CANCELLED, FAILED, FINISHED, RunHandle
 from demtui.lock import DirLock, holder_if_locked
 from demtui.store import atomic_write_text
@@ -193,7 +194,7 @@ class Grid:
                     "executor": getattr(self.executor, "name", type(self.executor).__name__),
                     "axes": self.axes, "overhead_s_median": statistics.median(overheads) if overheads else None,
                     **self.extra, "sweep": entries}
-        atomic_write_text(self.root / MANIFEST, json.dumps(manifest, indent=2, default=str, allow_nan=False))
+        atomic_write_text(self.root / MANIFEST, jsonsafe.dumps(manifest, indent=2, default=str))
         write_table(self.root, entries)
 
     def counts(self) -> dict[str, int]:

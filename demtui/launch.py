@@ -9,7 +9,6 @@ launchers: the same grid resumes on another executor.
 from __future__ import annotations
 
 import contextlib
-import json
 import sys
 from collections.abc import Iterator
 import time
@@ -149,8 +148,10 @@ def print_grid(grid: Any, as_json: bool) -> None:
 
     entries = [c.manifest_entry(grid.root) for c in grid.cells]
     if as_json:
-        sys.stdout.write(json.dumps({"run_dir": str(grid.root), "status": grid.status,
-                                     "executor": grid.executor.name, "sweep": entries}, allow_nan=False) + "\n")
+        from demtui.jsonsafe import dumps
+
+        sys.stdout.write(dumps({"run_dir": str(grid.root), "status": grid.status,
+                                "executor": grid.executor.name, "sweep": entries}) + "\n")
         return
     from rich.console import Console
     from rich.table import Table

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from demtui.errors import DemtuiError, RunError
+from demtui.errors import DemtuiError, SpecError
 from demtui.procs import same_process_alive, start_time, this_host
 
 LOCK_FILE = "run.lock"
@@ -81,6 +81,11 @@ def _holder_alive(holder: Holder, os_lock: bool | None) -> bool:
     return time.time() - holder.heartbeat < STALE_AFTER
 
 
+def locked_message(directory: Path, holder: Holder | None) -> str:
+    who = holder.describe() if holder else "another process"
+    return f"{directory} is being written by {who}; wait for it to finish, stop it, or choose another --out."
+
+
 class DirLock:
     """Exclusive ownership of one directory; use as a context manager or acquire/release."""
 
@@ -98,18 +103,16 @@ class DirLock:
             self.directory.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
         except FileExistsError:
-            raise RunError(f"{self.directory} is a file, not a directory; choose another --out.") from None
+            raise SpecError(f"{self.directory} is a file, not a directory; choose another --out.") from None
         except NotADirectoryError:
-            raise RunError(f"{self.directory} lies under a file, not a directory; choose another --out.") from None
-        except OSError as exc:
-            raise RunError(f"Cannot write {self.what} {self.directory} ({exc.strerror}); choose a writable --out.") from None
+            raise SpecError(f"{self.directory} lies under a file, not a directory; choose another --out.") from None
+        except OSError as exc:  # bad input (a read-only or virtual path), so exit 2 like any other
+            raise SpecError(f"Cannot write {self.what} {self.directory} ({exc.strerror}); choose a writable --out.") from None
         os_lock = _flock(fd)
         holder = read_holder(self.directory, self.path.name)
         if os_lock is False or (holder is not None and _holder_alive(holder, os_lock)):
             os.close(fd)
-            who = holder.describe() if holder else "another process"
-            raise LockedError(f"{self.directory} is being written by {who}; wait for it to finish, "
-                              f"stop it, or choose another --out.")
+            raise LockedError(locked_message(self.directory, holder))
         if holder is not None and holder.pid != os.getpid():
             self.note = (f"took over the lock of {self.directory} from {holder.describe()}, "
                          "which is no longer running")

@@ -111,9 +111,13 @@ class Param:
         for v in values:
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 continue
+            if isinstance(v, float) and not math.isfinite(v):
+                bounded = self.min is not None and self.max is not None
+                where = f" in {self.describe_range()}" if bounded else ""
+                raise ParamError(f"Parameter '{label}' must be a finite number{where}, got {v}.")
             low_bad = self.min is not None and (v < self.min if self.min_inclusive else v <= self.min)
             high_bad = self.max is not None and v > self.max
-            if low_bad or high_bad or (isinstance(v, float) and math.isnan(v)):
+            if low_bad or high_bad:
                 raise ParamError(
                     f"Parameter '{label}' must be in {self.describe_range()}, got {_fmt(v)}."
                 )

@@ -73,6 +73,9 @@ class Perturbation:
         os.close(fd)
         try:
             save_file({k: v.detach().cpu().contiguous() for k, v in self.tensors().items()}, tmp, metadata=header)
+            from demtui.store import file_mode
+
+            os.chmod(tmp, file_mode())  # mkstemp made it 0600
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):
@@ -89,7 +92,7 @@ def load_perturbation(path: str | Path) -> Perturbation:
             header = f.metadata() or {}
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except Exception as exc:
-        raise RunError(f"Cannot read the perturbation {path} ({exc}); delete it and re-run the attack stage.") from None
+        raise RunError(f"Cannot read the perturbation {path} ({exc}); redo the attack with the same command plus --rerun attack.") from None
     kind = header.get("kind", "")
     module = header.get("module", "")
     if kind not in _KINDS and _MODULE.match(module):

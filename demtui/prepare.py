@@ -6,10 +6,13 @@ everything that shapes the weights, so a second quickstart starts in seconds.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,8 +24,8 @@ from demtui.blame import blame
 from demtui.components import ROLES
 from demtui.context import RunContext
 from demtui.contracts import BuiltModel, DatasetSplits
-from demtui.data import take_subset
-from demtui.errors import DataError, ModelError, SpecError, did_you_mean
+from demtui.data import budget_bytes, place, take_subset
+from demtui.errors import DataError, DemtuiError, ModelError, SpecError, did_you_mean
 from demtui.registry import Registry
 from demtui.spec import RunSpec
 
@@ -141,7 +144,7 @@ def _train_or_load(spec: RunSpec, splits: DatasetSplits, built: BuiltModel, ctx:
         ctx.log(f"Loaded cached victim {path}")
         return {"cached": True, "path": str(path), **json.loads(meta_path.read_text())}
     n = spec.victim["samples"] or len(splits.train)
-    x, y = take_subset(splits.train, n, seed=spec.run["seed"])
+    x, y = take_subset(splits.train, n, seed=spec.run["seed"], hold_bytes=ctx.hold_bytes, spill_dir=spill_dir())
     start = time.perf_counter()
     params = {k: v for k, v in spec.victim.items() if k != "samples"}
     history = train_classifier(built.module, x, y, **params, seed=spec.run["seed"], device=ctx.device,
@@ -157,8 +160,49 @@ def _train_or_load(spec: RunSpec, splits: DatasetSplits, built: BuiltModel, ctx:
     return {"cached": False, "path": str(path), **meta}
 
 
+@contextlib.contextmanager
+def unreadable_images(spec: RunSpec) -> Iterator[None]:
+    """An image file that cannot be decoded is bad input (exit 2 naming the file), not a crash."""
+    try:
+        yield
+    except DemtuiError:
+        raise
+    except Exception as exc:
+        if not _is_image_error(exc):
+            raise
+        raise DataError(f"An image of dataset '{spec.dataset.name}' cannot be decoded ({_one_line(exc)}); "
+                        "remove or replace that file, then run again.") from None
+
+
+def _is_image_error(exc: BaseException) -> bool:
+    pil = sys.modules.get("PIL.Image")
+    if pil is not None and isinstance(exc, getattr(pil, "UnidentifiedImageError", ())):
+        return True
+    text = str(exc)
+    return isinstance(exc, (OSError, SyntaxError, ValueError)) and ("image file" in text or "cannot identify image" in text)
+
+
+def _one_line(exc: BaseException) -> str:
+    import re
+
+    text = " ".join(str(exc).split())
+    text = re.sub(r"<_io\.\w+ name='(.*?)'>", r"\1", text)  # PIL names the file through its handle
+    return text if len(text) < 300 else text[:297] + "..."
+
+
+def spill_dir() -> Path:
+    """Where subsets over the memory budget are mapped (on disk, beside the victim cache)."""
+    return cache_dir() / "spill"
+
+
 def prepare(spec: RunSpec, registry: Registry, ctx: RunContext) -> Prepared:
+    with unreadable_images(spec):
+        return _prepare(spec, registry, ctx)
+
+
+def _prepare(spec: RunSpec, registry: Registry, ctx: RunContext) -> Prepared:
     torch.manual_seed(spec.run["seed"])
+    ctx.hold_bytes = budget_bytes(spec.run.get("memory_budget", None))
     splits = load_dataset(spec, registry, ctx)
     if len(splits.test) == 0 or len(splits.train) == 0:
         raise DataError(f"Dataset '{spec.dataset.name}' has an empty split; check its root folder.")
@@ -173,8 +217,11 @@ def prepare(spec: RunSpec, registry: Registry, ctx: RunContext) -> Prepared:
     module.eval()
     layers, layer = resolve_layers(spec, registry, built)
     targets = resolve_targets(spec, splits.classes)
-    x_eval, y_eval = take_subset(splits.test, spec.run["eval_samples"], seed=spec.run["seed"] + 17)
-    x_attack, y_attack = take_subset(splits.train, spec.run["attack_samples"], seed=spec.run["seed"] + 29)
+    hold = ctx.hold_bytes
+    x_eval, y_eval = take_subset(splits.test, spec.run["eval_samples"], seed=spec.run["seed"] + 17,
+                                 hold_bytes=hold, spill_dir=spill_dir())
+    x_attack, y_attack = take_subset(splits.train, spec.run["attack_samples"], seed=spec.run["seed"] + 29,
+                                     hold_bytes=hold, spill_dir=spill_dir())
     return Prepared(splits=splits, classes=list(splits.classes), built=built, layers=layers, layer=layer,
-                    targets=targets, x_eval=x_eval.to(ctx.device), y_eval=y_eval.to(ctx.device),
-                    x_attack=x_attack.to(ctx.device), y_attack=y_attack.to(ctx.device), info=info)
+                    targets=targets, x_eval=place(x_eval, ctx.device, hold), y_eval=y_eval.to(ctx.device),
+                    x_attack=place(x_attack, ctx.device, hold), y_attack=y_attack.to(ctx.device), info=info)

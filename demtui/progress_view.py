@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 
@@ -39,20 +40,22 @@ class ProgressView:
             self._task(event["stage"])
         elif kind == "progress":
             info = " ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in event["info"].items())
-            self.progress.update(self._task(event["stage"]), completed=event["done"], total=event["total"], info=info)
+            self.progress.update(self._task(event["stage"]), completed=event["done"], total=event["total"],
+                                 info=escape(info))
         elif kind == "stage_finished":
             task = self._task(event["stage"])
             total = self.progress.tasks[task].total or 1
             head = " ".join(f"{k} {v:.3f}" for k, v in event["summary"].items() if isinstance(v, float))
             self.progress.update(task, total=total, completed=total, info=f"done in {event['seconds']:.1f}s {head}")
         elif kind == "stage_skipped":
-            self.progress.add_task(event["stage"], total=1, completed=1, info="skipped: " + event["reason"])
+            self.progress.add_task(event["stage"], total=1, completed=1, info="skipped: " + escape(str(event["reason"])))
         elif kind == "log" and not self.quiet:
             style = {"warning": "yellow", "error": "red"}.get(event["level"], "dim")
-            self.console.print(f"[{style}]{event['message']}[/]")
+            self.console.print(f"[{style}]{escape(str(event['message']))}[/]")
         elif kind == "run_failed":
             # The CLI prints the error sentence itself; say only where the run stopped.
             self.console.print(f"[red]Stopped in stage {event['stage']}; finished stages are kept "
-                               "(fix the cause, then --resume).[/]")
+                               "(fix the cause, then run the same command with --resume; "
+                               "changes to stages that did not finish are accepted).[/]")
         elif kind == "run_cancelled":
             self.console.print(f"[yellow]Cancelled during {event['stage']}; finished stages are kept. Re-run with --resume to continue.[/]")

@@ -24,7 +24,7 @@ from typing import Any
 import pluggy
 
 from demtui import hookspecs
-from demtui.components import KINDS, Component, LayerMap, ModelSource
+from demtui.components import KINDS, Component, LayerMap, ModelSource, Provider
 from demtui.config import RegistryConfig, load_config
 from demtui.errors import DemtuiError, PluginError, UnknownComponentError, did_you_mean
 from demtui.names import NameTable, plural, split_ref
@@ -49,6 +49,8 @@ class Registry:
         self.components: dict[str, dict[str, Component]] = self.names_table.listed
         self._objects: dict[str, Any] = {}
         self._observer_errors: set[str] = set()
+        #: "[defaults.KIND.NAME] (why)" for each registry.toml default that is invalid or names nothing.
+        self.defaults_problems: list[str] = []
 
     # -- loading ---------------------------------------------------------------------
     def load(self, entry_points: bool = True) -> "Registry":
@@ -168,6 +170,13 @@ class Registry:
     def _apply_all_defaults(self, records: dict[str, PluginRecord]) -> None:
         """registry.toml's [defaults.KIND.NAME]: a bare NAME sets what the bare name means, NAME@PLUGIN that one."""
         table = self.names_table
+        for kind, wanted in self.config.defaults.items():
+            known = {c.name for comps in table.providers.get(kind, {}).values() for c in comps}
+            known |= {c.ref for comps in table.providers.get(kind, {}).values() for c in comps}
+            for name in wanted:
+                if name not in known:
+                    self.defaults_problems.append(f"[defaults.{kind}.{name}] (no {kind} is called '{name}'."
+                                                  + did_you_mean(name, sorted(known)).rstrip() + ")")
         for kind, by_name in table.providers.items():
             for name, comps in by_name.items():
                 for i, comp in enumerate(comps):
@@ -188,6 +197,7 @@ class Registry:
             return replace(item, params=item.params.with_defaults(overrides, owner=item.name))
         except DemtuiError as exc:
             record.problem(f"registry.toml defaults for {item.kind} '{item.name}': {exc}")
+            self.defaults_problems.append(f"[defaults.{item.kind}.{item.name}] ({str(exc).rstrip('.')})")
         return item
 
     # -- queries ---------------------------------------------------------------------

@@ -5,7 +5,6 @@ Torch-free: `demtui report RUN` rebuilds the report from results.json alone.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +53,39 @@ def target_rows(results: dict[str, Any], classes: list[str] | None = None) -> li
     return rows
 
 
+#: What each card part measures, in words (demtui/card.py).
+CARD_LABELS = {"tested": "the tested UAPs (crafted on the original model)",
+               "fresh": "a fresh DF-UAP on the defended model",
+               "adaptive": "the adaptive entropy-aware DF-UAP (Eq. 11) on the defended model",
+               "other": "another family (SGA) on the defended model",
+               "noise": "random noise of the tested threat model"}
+
+
+def card_rows(results: dict[str, Any]) -> list[tuple[str, ...]]:
+    """(part, what, attack, mean SR, per-target SR) rows of the robustness card."""
+    stage = results.get("stages", {}).get("card") or {}
+    metric = stage.get("metric", "sr")
+    rows = []
+    for part, info in (stage.get("parts") or {}).items():
+        per = " / ".join(_f(m.get(metric), 2) for m in (info.get("targets") or {}).values())
+        mark = " (worst)" if part == stage.get("worst") else ""
+        rows.append((part + mark, CARD_LABELS.get(part, part), f"`{info.get('attack', '')}`", _f(info.get("sr")), per))
+    return rows
+
+
+def card_section(results: dict[str, Any]) -> list[str]:
+    stage = results.get("stages", {}).get("card") or {}
+    if not stage.get("parts"):
+        return []
+    metric = "SR" if stage.get("metric", "sr") == "sr" else "Fooling rate"
+    worst = stage.get("worst")
+    return ["## Robustness card (defended model)",
+            f"{metric} of five attackers against the defended model, same evaluation images; per target in the "
+            f"run's target order. Worst case: **{worst}** ({_f(stage.get('worst_sr'))}). "
+            "`run.card` turns parts off (demtui/card.py).",
+            _md_table(("Part", "Attacker", "Attack", f"{metric} (mean)", "Per target"), card_rows(results))]
+
+
 def _md_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
@@ -83,6 +115,7 @@ def render_markdown(spec_dict: dict[str, Any], results: dict[str, Any], summary:
         "## Before / After", _md_table(("Metric", "Before", "After"), summary_rows(summary)),
         "## Per target", _md_table(("Target", "SR before", "SR after", "AAcc before", "AAcc after", "SR secondary"),
                                    target_rows(results, classes)),
+        *card_section(results),
         "## Layer-wise entropy (Eq. 5, mean nats)",
         "Clean inputs, UAP-perturbed inputs and the UAP alone (means over targets); gap = RQ1's relative drop.",
         _md_table(("Role", "Layer", "Phase", "Clean", "Perturbed", "UAP alone", "Gap"), entropy_rows(results)),
@@ -129,4 +162,6 @@ def summary_json(outcome: Any) -> str:
         },
         "stage_seconds": {k: v.get("seconds") for k, v in results.get("stages", {}).items()},
     }
-    return json.dumps(doc, indent=2, default=float)
+    from demtui.jsonsafe import dumps
+
+    return dumps(doc, indent=2, default=float)

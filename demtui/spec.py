@@ -33,10 +33,15 @@ RUN_PARAMS = schema(
     Param("secondary", "bool", True, "After a defense, run the attack again against the defended model."),
     Param("noise_baseline", "bool", True, "Also measure a random perturbation of the attack's threat model "
           "(±ε sign noise; a random patch for patches)."),
+    Param("card", "str", "full", "Robustness card after a defense: full, off, or a comma list of tested, fresh, "
+          "adaptive, other, noise (demtui/card.py)."),
     Param("batch_size", "int", 256, "Evaluation batch size.", min=1),
     Param("bins", "int", 24, "Bins of the entropy histograms.", min=2, max=200),
-    Param("threads", "int", 0, "CPU threads torch may use (0: torch's default, or the share an executor "
-          "gives each run); results can differ in the last digits between thread counts.", min=0),
+    Param("threads", "int", 0, "CPU threads torch may use (0: auto, the cores free by load average on a CPU "
+          "run unless OMP_NUM_THREADS or an executor's share says otherwise); results can differ in the last "
+          "digits between thread counts.", min=0),
+    Param("memory_budget", "float", 2.0, "GiB of images a run holds whole (on the device); larger attack, repair "
+          "and evaluation sets are decoded once into a memory-mapped file and streamed (0: always stream).", min=0),
 )
 VICTIM_PARAMS = schema(
     Param("epochs", "int", 30, "Victim training epochs.", min=1),
@@ -76,6 +81,8 @@ class RunSpec:
     defense: Choice | None
     #: experiment-tracker observers (run.observers + [observer.NAME] tables); they never change results
     observers: list[Choice] = field(default_factory=list)
+    #: One-line warnings found while resolving (e.g. a defender weaker than the attack).
+    notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"run": {**self.run, "targets": list(self.targets)}}
@@ -110,6 +117,12 @@ def read_spec_file(path: str | Path) -> dict[str, Any]:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise SpecError(f"Spec file {path} does not exist; check the --spec path.") from None
+    except IsADirectoryError:
+        raise SpecError(f"Spec file {path} is a directory; pass a .toml file to --spec.") from None
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"Spec file {path} is not UTF-8 text (byte {exc.start}); save it as UTF-8 TOML.") from None
+    except OSError as exc:
+        raise SpecError(f"Spec file {path} cannot be read ({exc.strerror or exc}); check its permissions.") from None
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"Spec file {path} is not valid TOML ({exc}).") from None
 
@@ -149,6 +162,9 @@ def resolve(data: dict[str, Any], registry: "Registry") -> RunSpec:
     targets = _targets(run_values.pop("targets", [0]))
     observers = _observers(run_values.pop("observers", []), data.get("observer", {}), registry)
     run = RUN_PARAMS.validate(run_values, owner="run")
+    from demtui.card import parts_of
+
+    parts_of(run.get("card"))  # a bad part name fails here, before anything runs
     if run["mode"] == "targeted" and not targets:
         raise SpecError("The target list is empty; give class indices or names, e.g. --targets 0,3,5, "
                         "or set run.mode=untargeted.")
@@ -158,10 +174,16 @@ def resolve(data: dict[str, Any], registry: "Registry") -> RunSpec:
     defense_section = data.get("defense", {"name": "none"})
     defense = None if defense_section.get("name", "none") == "none" else _choice(data, "defense", registry)
     victim = VICTIM_PARAMS.validate(data.get("victim", {}), owner="victim")
+    notes: list[str] = []
+    if defense is not None:  # training budgets follow the attack's ε (demtui/coupling.py)
+        from demtui.coupling import couple
+
+        defense.params, notes = couple(attack.params, defense.params, defense.name)
     if run["mode"] == "untargeted" and not registry.get("attack", attack.name).untargeted:
         raise SpecError(f"Attack '{attack.name}' has no non-targeted mode; pick another attack or run.mode=targeted.")
     return RunSpec(run=run, targets=targets if run["mode"] == "targeted" else [], model=model,
-                   dataset=dataset, victim=victim, attack=attack, defense=defense, observers=observers)
+                   dataset=dataset, victim=victim, attack=attack, defense=defense, observers=observers,
+                   notes=notes)
 
 
 def with_observers(data: dict[str, Any], names: list[str]) -> dict[str, Any]:

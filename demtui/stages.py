@@ -30,7 +30,7 @@ from demtui.registry import Registry
 from demtui.spec import RunSpec
 from demtui.store import RunStore
 
-STAGES = ("baseline", "attack", "analyse", "defend", "evaluate", "secondary")
+STAGES = ("baseline", "attack", "analyse", "defend", "evaluate", "secondary", "card")
 
 
 @dataclass
@@ -57,7 +57,7 @@ class RunState:
             return self._uaps
         saved = self.store.stage(stage)
         if saved is None:
-            raise RunError(f"Stage '{stage}' has not finished, so its UAPs are not available; re-run it.")
+            raise RunError(f"Stage '{stage}' has not finished, so its UAPs are not available; redo it with the same command plus --rerun {stage}.")
         out = {k: load_perturbation(self.store.root / v["path"]).to(self.ctx.device) for k, v in saved["targets"].items()}
         if stage == "attack":
             self._uaps = out
@@ -174,15 +174,23 @@ def defend(state: RunState) -> dict[str, Any]:
     component = state.registry.get("defense", spec.defense.name)
     apply = component.load()
     params = dict(spec.defense.params)
+    for note in spec.notes:  # e.g. a defender training at a weaker budget than the attack
+        ctx.log(note, level="warning")
     n = boundary.subset_size(component, params, len(prep.splits.train))  # declared subset params only
-    from demtui.data import take_subset
+    from demtui.data import place, take_subset
+    from demtui.prepare import spill_dir
 
-    if n:
-        x, y = take_subset(prep.splits.train, n, seed=spec.run["seed"] + 41)
+    stream = bool(n) and params.get("subset_mode") == "stream"
+    if stream:  # the defense draws n fresh images per epoch from the whole training split (the authors' loader)
+        x, y = take_subset(prep.splits.train, len(prep.splits.train), seed=spec.run["seed"] + 41,
+                           hold_bytes=ctx.hold_bytes, spill_dir=spill_dir())
+    elif n:
+        x, y = take_subset(prep.splits.train, n, seed=spec.run["seed"] + 41, hold_bytes=ctx.hold_bytes,
+                           spill_dir=spill_dir())
     else:  # the defense declares no subset parameters: no images, never a hidden default share
         x, y = boundary.empty_subset(prep.x_eval, ctx.device)
     layer_path = boundary.defense_layer(component, params, prep.layers, prep.layer)
-    x, y = x.to(ctx.device), y.to(ctx.device)
+    x, y = place(x, ctx.device, ctx.hold_bytes), y.to(ctx.device)  # over the budget: stays in its mapped file
     uaps = boundary.known_uaps(state, component, x, y, layer_path) if component.known_uaps else []
     data = DefenseData(x=x, y=y, num_classes=len(prep.classes), layer=layer_path, targets=list(prep.targets), uaps=uaps)
     with blame(component, "applying the defense", hint="" if n else boundary.NO_SUBSET_HINT):
@@ -191,20 +199,20 @@ def defend(state: RunState) -> dict[str, Any]:
         raise plugin_error(component, "applying the defense", TypeError(f"it returned {type(result).__name__}"),
                            hint="return a demtui.api.DefenseResult(model=..., history=..., wrapper=...)")
     result.model = result.model.to(ctx.device)  # a plugin's added modules may have been built on the CPU
-    boundary.check_defended(component, result.model, prep.x_attack[:4].float() / 255, len(prep.classes))
+    boundary.check_defended(component, result.model, prep.x_attack[:4].to(ctx.device).float() / 255, len(prep.classes))
     from demtui.plugins.models.builders import save_checkpoint
 
     save_checkpoint(result.model, state.store.root / "artifacts" / "defended.safetensors")
     ctx.emit("artifact", stage="defend", path="artifacts/defended.safetensors", kind="model")
     state._defended = result.model.to(ctx.device).eval()  # a plugin's added modules may have been built on the CPU
-    return {"subset": int(n), "layer": layer_path, "wrapper": result.wrapper, "known_uaps": len(uaps),
+    return {"subset": int(n), "subset_mode": "stream" if stream else "fixed", "layer": layer_path, "wrapper": result.wrapper, "known_uaps": len(uaps),
             "history": _jsonable(result.history), "path": "artifacts/defended.safetensors"}
 
 
 def load_defended(state: RunState) -> nn.Module:
     saved = state.store.stage("defend")
     if saved is None:
-        raise RunError("The defend stage has not finished; re-run without skipping it.")
+        raise RunError("The defend stage has not finished; redo it with the same command plus --rerun defend.")
     if saved.get("wrapper"):
         component = state.registry.get("defense", state.spec.defense.name)  # type: ignore[union-attr]
         rebuild = component.load_rebuild()
@@ -235,6 +243,74 @@ def evaluate(state: RunState) -> dict[str, Any]:
 
 def secondary(state: RunState) -> dict[str, Any]:
     return _craft(state, state.defended(), "secondary")
+
+
+def card(state: RunState) -> dict[str, Any]:
+    """The robustness report card (demtui/card.py): five attackers against the defended model."""
+    from demtui import card as C
+
+    spec, ctx, prep = state.spec, state.ctx, state.prep
+    model = state.defended()
+    clean = state.clean_pred(model)
+    y = prep.y_eval.cpu()
+    metric = "sr" if spec.run["mode"] == "targeted" else "fooling_rate"
+    reuse = C.reused_part(spec.attack.name, spec.attack.params)
+    parts: dict[str, dict[str, Any]] = {}
+    for part in C.parts_of(spec.run.get("card")):
+        if part == "tested":
+            targets = dict(state.store.stage("evaluate")["targets"])
+            parts[part] = {"attack": spec.attack.name, "source": "evaluate stage (UAPs crafted on the original model)"}
+        elif part == "noise":
+            first = next(iter(state.uaps().values()), None)
+            noise = first.random_like(ctx.generator(offset=7)) if first is not None else None
+            if noise is None:
+                noise = random_sign_noise((1, *prep.x_eval.shape[1:]), float(spec.attack.params.get("eps", 10 / 255)),
+                                          ctx.generator(offset=7))
+            adv = predict_under(model, prep.x_eval, [noise], batch_size=spec.run["batch_size"], ctx=ctx)[0]
+            targets = {key: attack_metrics(clean, adv, y, state.target_of(key)) for key in state.keys}
+            parts[part] = {"attack": f"random {noise.kind}", "source": "computed on the defended model"}
+        elif part == reuse and state.store.stage("secondary") is not None:
+            targets = {k: v["metrics"] for k, v in state.store.stage("secondary")["targets"].items()}
+            parts[part] = {"attack": spec.attack.name, "source": "secondary stage"}
+        else:
+            name = C.PART_ATTACKS[part]
+            params = C.part_params(part, spec.attack.name, spec.attack.params, state.registry)
+            targets = _card_attack(state, model, clean, name, params, part)
+            parts[part] = {"attack": name, "source": "crafted on the defended model",
+                           "params": {k: v for k, v in params.items() if k in ("eps", "iterations", "epochs", "rho")}}
+        parts[part]["targets"] = targets
+        parts[part]["sr"] = C.mean([m.get(metric) for m in targets.values()])
+        ctx.log(f"card: {part} ({parts[part]['attack']}) {metric} {parts[part]['sr']}")
+    worst, worst_sr = C.worst_of(parts)
+    return {"parts": parts, "worst": worst, "worst_sr": worst_sr, "metric": metric}
+
+
+def _card_attack(state: RunState, model: nn.Module, clean: torch.Tensor, name: str, params: dict[str, Any],
+                 part: str) -> dict[str, Any]:
+    """One card part: the attack crafted on the defended model per key, measured on the evaluation set."""
+    prep, ctx = state.prep, state.ctx
+    component = state.registry.get("attack", name)
+    generate = component.load()
+    data = AttackData(x=prep.x_attack, y=prep.y_attack, num_classes=len(prep.classes),
+                      layer=layer_in(model, prep.layer))
+    out = {}
+    for key in state.keys:
+        ctx.log(f"card: crafting {name} for {_label(state, key)} ({part})")
+        pert, _ = boundary.craft(component, generate, model, data, state.target_of(key), params, ctx,
+                                 _label(state, key))
+        adv = predict_under(model, prep.x_eval, [pert], batch_size=state.spec.run["batch_size"], ctx=ctx)[0]
+        out[key] = attack_metrics(clean, adv, prep.y_eval, state.target_of(key))
+    return out
+
+
+def layer_in(model: nn.Module, path: str) -> str:
+    """The original model's layer path as seen inside ``model``: a wrapping defense (CFN,
+    FNS, input smoothing) nests the original, so 'gap' may be 'model.gap' there."""
+    names = [n for n, _ in model.named_modules()]
+    if path in names:
+        return path
+    nested = [n for n in names if n.endswith("." + path)]
+    return nested[0] if len(nested) == 1 else path
 
 
 def _label(state: RunState, key: str) -> str:

@@ -12,6 +12,7 @@ Layout::
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import tempfile
@@ -28,6 +29,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        if hasattr(os, "fchmod"):  # mkstemp makes 0600; a run shared with a group must stay readable
+            os.fchmod(fd, file_mode())
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -36,6 +39,19 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+@functools.lru_cache(maxsize=1)
+def _umask() -> int:
+    """The process umask (read once: reading it means setting it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    """The mode an ordinary new file gets here (0666 less the umask); temp files start at 0600."""
+    return 0o666 & ~_umask()
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -103,7 +119,9 @@ class RunStore:
         self.flush()
 
     def flush(self) -> None:
-        atomic_write_text(self.results_path, json.dumps(self.results, indent=1, default=float))
+        from demtui.jsonsafe import dumps
+
+        atomic_write_text(self.results_path, dumps(self.results, indent=1, default=float))
 
     def artifact(self, name: str) -> Path:
         return self.artifacts / name

@@ -40,4 +40,4 @@ def train_to_file(spec: RunSpec, registry: Registry, out: Path) -> dict[str, Any
     return {"checkpoint": str(out), "seconds": round(time.perf_counter() - start, 1),
             "test_accuracy": round(float((pred == y_test).float().mean()), 4),
             "model": spec.model.name, "dataset": spec.dataset.name,
-            "train_loss": history.get("loss"), "train_acc": history.get("acc")}
+            "train_loss": history.get("final_loss"), "train_acc": history.get("train_acc")}

@@ -33,9 +33,14 @@ EPS = 10 / 255
 SMALL: dict[str, dict[str, Any]] = {
     "sgd-uap": {"epochs": 3, "step": 0.1},
     "sga": {"epochs": 2, "outer_batch": 100, "inner_steps": 1},
-    # 6% (an 8×8 patch): the paper's 2% is a 4×4 patch at 32×32, which this victim mostly
-    # ignores (SR ≈ 0.06 after 300 steps, vs 0.74 at 6% after 100; docs/attacks.md).
-    "lavan": {"iterations": 100, "area": 0.06},
+    # 10% (a 10×10 patch). The paper's 2% is a 5×5 patch at 32×32, which this victim mostly
+    # ignores. At 6% (8×8) the SR depended on the victim (which changes with the CPU and thread
+    # count) and on the patch's random start: measured 0.49–1.00 over tiny victims 0/1/2 × attack
+    # seeds 3/4/5 (100–1000 steps), and 0.289 on the CI machine — LaVAN's loss CE(t) − CE(s) is the
+    # unbounded logit gap z_s − z_t, so it raises the mean gap rather than the count of flipped
+    # images (docs/attacks.md). At 10% after 100 steps: SR 0.96–1.00 over victims 0/1/2 × seeds
+    # 3–6 (12 runs), random patch of the same size and place 0.00–0.03.
+    "lavan": {"iterations": 100, "area": 0.1},
     "gap": {"train_steps": 100, "lr": 1e-3},
     "deepfool-uap": {"max_passes": 1, "max_iter": 10},
     "adaptive-df-uap": {"iterations": 100},
@@ -226,7 +231,7 @@ runner = CliRunner()
 BASE = ["run", "--headless", "--json", "--quiet", "--device", "cpu", "--defense", "democratic",
         "--set", "dataset.train_size=1000", "--set", "dataset.test_size=200", "--set", "victim.epochs=1",
         "--set", "defense.epochs=1", "--set", "defense.refine_epochs=0", "--set", "run.eval_samples=100",
-        "--set", "run.attack_samples=100", "--targets", "1"]
+        "--set", "run.attack_samples=100", "--set", "run.card=off", "--targets", "1"]  # card: tests/test_fidelity.py
 E2E = {
     "sgd-uap": ["--set", "attack.epochs=1"],
     "sga": ["--set", "attack.epochs=1", "--set", "attack.inner_steps=1", "--set", "attack.outer_batch=50"],

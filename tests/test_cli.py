@@ -42,11 +42,25 @@ def test_bad_run_input_is_one_sentence(args: list[str], needles: list[str], tmp_
             "--set", "victim.epochs=1", *args], *needles)
 
 
-def test_a_stage_that_fails_on_bad_input_says_it_once(tmp_path: Path) -> None:
-    """The progress view names the stage; the sentence itself is printed by the CLI alone."""
+def test_bad_input_known_without_data_is_refused_before_any_stage(tmp_path: Path) -> None:
+    """Targets are checked against the dataset's class list before prepare: no stage, no run directory."""
     out = _fails(["run", "--headless", "--out", str(tmp_path / "run"), "--set", "dataset.train_size=200",
                   "--set", "victim.epochs=1", "--targets", "99"], "Target class 99")
     assert out.count("does not exist") == 1, out
+    assert "Stopped in stage" not in out and not (tmp_path / "run").exists()
+
+
+def test_a_stage_that_fails_on_bad_input_says_it_once(tmp_path: Path) -> None:
+    """The progress view names the stage; the sentence itself is printed by the CLI alone."""
+    import torch
+
+    from demtui.plugins.models.small_cnn import SmallCNN
+
+    ckpt = tmp_path / "other.pt"  # a .pt has no header to check before prepare loads it
+    torch.save(SmallCNN(num_classes=10, width=8).state_dict(), ckpt)
+    out = _fails(["run", "--headless", "--out", str(tmp_path / "run"), "--set", "dataset.train_size=200",
+                  "--set", f"model.checkpoint={ckpt}"], "does not fit")
+    assert out.count("does not fit") == 1, out
     assert "Stopped in stage prepare" in out
 
 

@@ -51,7 +51,7 @@ def test_tiny_run_writes_the_summary_keys_and_resumes(tmp_path: Path) -> None:
     for key in ("cacc_before", "cacc_after", "sr_before", "sr_after", "aacc_before", "aacc_after", "delta_cacc"):
         assert key in doc["summary"] and doc["summary"][key] is not None
     assert doc["status"] == "finished" and set(doc["targets"]) == {"1", "2"}
-    assert set(doc["stage_seconds"]) == {"baseline", "attack", "analyse", "defend", "evaluate", "secondary"}
+    assert set(doc["stage_seconds"]) == {"baseline", "attack", "analyse", "defend", "evaluate", "secondary", "card"}
     # Re-running without --resume refuses to overwrite; with --resume every stage is skipped.
     again = runner.invoke(app, ["run", "--headless", "--quiet", "--device", "cpu", "--out", str(out), *TINY])
     assert again.exit_code == 2 and "--resume" in again.output
@@ -59,7 +59,7 @@ def test_tiny_run_writes_the_summary_keys_and_resumes(tmp_path: Path) -> None:
                                         "--resume", *TINY]))
     assert resumed["summary"] == doc["summary"]
     skipped = [e for e in read_events(out / "events.jsonl") if e["type"] == "stage_skipped"]
-    assert len(skipped) == 6
+    assert len(skipped) == 7
 
 
 def test_interrupted_run_keeps_finished_stages_and_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

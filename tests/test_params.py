@@ -61,3 +61,13 @@ def test_with_defaults_overrides_and_validates():
     with pytest.raises(ParamError):
         s.with_defaults({"lr": -1})
     assert not math.isnan(s.defaults()["lr"])
+
+
+@pytest.mark.parametrize("bad", ["inf", "-inf", "nan", "1e999", float("inf")])
+def test_non_finite_floats_are_refused_even_without_an_upper_bound(bad):
+    p = Param("lr", "float", 0.01, "step size", min=0, min_inclusive=False)
+    with pytest.raises(ParamError, match=r"'lr' must be a finite number, got (-?inf|nan)\."):
+        p.coerce(bad)
+    ints = Param("steps", "ints", [1], "steps")
+    with pytest.raises(ParamError):
+        ints.coerce("1,inf")

@@ -59,3 +59,15 @@ def test_defense_none_and_untargeted_mode(reg):
 def test_bad_set_syntax(reg):
     with pytest.raises(SpecError, match="section.param=value"):
         parse_set(["eps=3"])
+
+
+def test_unreadable_spec_files_are_one_sentence(tmp_path):
+    from demtui.errors import SpecError
+    from demtui.spec import read_spec_file
+
+    latin = tmp_path / "latin.toml"
+    latin.write_bytes(b"# caf\xe9\n[run]\n")
+    with pytest.raises(SpecError, match="not UTF-8"):
+        read_spec_file(latin)
+    with pytest.raises(SpecError, match="is a directory"):
+        read_spec_file(tmp_path)

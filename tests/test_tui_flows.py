@@ -306,26 +306,28 @@ async def test_help_theme_small_terminal_and_quit_with_active_runs(tmp_path: Pat
     assert not sleeper.active()
 
 
-def test_tui_imports_no_torch_and_starts_fast(tmp_path: Path) -> None:
-    """A fresh interpreter: import the app, open it, fill the forms — torch never loads."""
+def test_tui_imports_no_torch(tmp_path: Path) -> None:
+    """A fresh interpreter: import the app, open it, fill the forms — torch never loads.
+    (Start-up time is measured by benchmarks/tui_startup.py, not asserted here.)"""
     code = f"""
-import asyncio, json, sys, time
-t0 = time.perf_counter()
+import asyncio, json, sys
 from demtui.tui.app import make_app
-imported = time.perf_counter() - t0
 app = make_app(runs_dir={str(tmp_path)!r})
 async def main():
     async with app.run_test(size=(100, 30)) as pilot:
-        await pilot.pause()
-        print(json.dumps({{"torch": "torch" in sys.modules, "first_frame": imported + app.ready_after,
-                          "forms": time.perf_counter() - t0}}))
+        for _ in range(100):
+            await pilot.pause(0.05)
+            if "valid" in str(app.query_one("#spec-status").render()):
+                break
+        print(json.dumps({{"torch": "torch" in sys.modules, "status": str(app.query_one("#spec-status").render()),
+                          "registry_at_first_frame": app.registry_at_first_frame}}))
 asyncio.run(main())
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     result = json.loads(out.strip().splitlines()[-1])
+    assert "valid" in result["status"], result  # the forms were really filled and resolved
     assert result["torch"] is False
-    # ~0.55 s to the first frame and ~0.9 s to filled forms on an idle machine; generous for shared CI
-    assert result["first_frame"] < 2.0, result
+    assert result["registry_at_first_frame"] is False  # plugins are imported after the first frame
 
 
 def test_bare_demtui_opens_the_tui_on_a_terminal_and_prints_help_when_piped(tmp_path: Path) -> None:

@@ -112,8 +112,17 @@ def test_compare(snap_compare, runs: Path) -> None:
     assert snap_compare(app_for(runs), terminal_size=SIZE, run_before=run_before)
 
 
+async def _compose_ready(pilot: Any) -> None:
+    await until(pilot, lambda: "valid" in str(pilot.app.query_one("#spec-status").render()))
+    await settle(pilot, 0.2)
+
+
 def test_help(snap_compare, runs: Path) -> None:
-    assert snap_compare(app_for(runs), terminal_size=SIZE, press=["f1"])
+    async def run_before(pilot: Any) -> None:
+        await _compose_ready(pilot)
+        await pilot.press("f1")
+        await settle(pilot, 0.2)
+    assert snap_compare(app_for(runs), terminal_size=SIZE, run_before=run_before)
 
 
 def test_light_theme_watch(snap_compare, runs: Path) -> None:

@@ -13,8 +13,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from demtui.executors.base import (ACTIVE, CANCELLED, DONE, FAILED, FINISHED, QUEUED, RUNNING, SUBMITTED_SPEC,
-                                   Executor, ExecutorError, RunHandle, last_words, log_tail)
+from demtui.executors.base import (
+    ACTIVE,
+    CANCELLED,
+    DONE,
+    FAILED,
+    FINISHED,
+    QUEUED,
+    RUNNING,
+    SUBMITTED_SPEC,
+    Executor,
+    ExecutorError,
+    RunHandle,
+    last_words,
+    log_tail,
+)
 
 if TYPE_CHECKING:
     from demtui.registry import Registry

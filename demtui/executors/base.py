@@ -79,6 +79,12 @@ class RunHandle:
             self.status = FAILED
             self.message = f"{why}: {message}" if message else f"run process ended ({why})"
 
+    def finish_with(self, result: dict[str, Any]) -> None:
+        """Record a worker's answer (demtui.executors.worker): exit code, sentence, pid, summary."""
+        self.pid, self.summary = result.get("pid", self.pid), result.get("summary")
+        code = result["returncode"]
+        self.finish(code, "" if code in (0, 130) else result.get("message", ""))
+
 
 class Executor(Protocol):
     """What the CLI, grids and the TUI need from a place to run things."""
@@ -128,3 +134,15 @@ def write_submitted_spec(run_dir: Path, spec_toml: str | None) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     if spec_toml is not None:
         atomic_write_text(run_dir / SUBMITTED_SPEC, spec_toml)
+
+
+def new_handle(executor: Any, spec_toml: str | None, run_dir: Path, *, device: str, resume: bool,
+               label: str) -> RunHandle:
+    """Every executor's submit starts here: one live handle per run directory, the spec on disk."""
+    run_dir = Path(run_dir)
+    if any(h.active and h.run_dir.resolve() == run_dir.resolve() for h in executor.handles):
+        raise ExecutorError(f"{run_dir.name} is already queued or running.")
+    write_submitted_spec(run_dir, spec_toml)
+    handle = RunHandle(run_dir=run_dir, device=device, resume=resume, label=label or run_dir.name, _executor=executor)
+    executor.handles.append(handle)
+    return handle

@@ -14,7 +14,14 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from demtui.executors.base import ACTIVE, CANCELLED, QUEUED, RUNNING, ExecutorError, RunHandle, write_submitted_spec
+from demtui.executors.base import (
+    ACTIVE,
+    CANCELLED,
+    QUEUED,
+    RUNNING,
+    RunHandle,
+    new_handle,
+)
 
 #: handle → a context manager yielding the event listeners (progress views) of that run
 Listeners = Callable[[RunHandle], AbstractContextManager[list[Callable[[dict[str, Any]], None]]]]
@@ -31,13 +38,7 @@ class InlineExecutor:
 
     def submit(self, spec_toml: str | None, run_dir: Path, *, device: str = "auto", resume: bool = False,
                label: str = "") -> RunHandle:
-        run_dir = Path(run_dir)
-        if any(h.active and h.run_dir.resolve() == run_dir.resolve() for h in self.handles):
-            raise ExecutorError(f"{run_dir.name} is already queued or running.")
-        write_submitted_spec(run_dir, spec_toml)
-        handle = RunHandle(run_dir=run_dir, device=device, resume=resume, label=label or run_dir.name, _executor=self)
-        self.handles.append(handle)
-        return handle
+        return new_handle(self, spec_toml, run_dir, device=device, resume=resume, label=label)
 
     def poll(self) -> list[RunHandle]:
         """Run the next queued run here and now; Ctrl-C cancels it and propagates to the caller."""
@@ -51,8 +52,7 @@ class InlineExecutor:
         views = self.listeners(nxt) if self.listeners else contextlib.nullcontext([])
         with views as listeners:
             result = run_in_process(nxt.run_dir, device, nxt.resume, self.registry, listeners=listeners)
-        nxt.finish(result["returncode"], result["message"])
-        nxt.summary = result.get("summary")
+        nxt.finish_with(result)
         if nxt.status == CANCELLED:
             raise KeyboardInterrupt
         return [nxt]

@@ -19,8 +19,16 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from demtui.executors.base import (ACTIVE, CANCELLED, QUEUED, RUNNING, SUBMITTED_SPEC, ExecutorError, RunHandle,
-                                   last_words, write_submitted_spec)
+from demtui.executors.base import (
+    ACTIVE,
+    CANCELLED,
+    QUEUED,
+    RUNNING,
+    SUBMITTED_SPEC,
+    RunHandle,
+    last_words,
+    new_handle,
+)
 
 Command = Callable[[Path, "Path | None", str, bool], list[str]]
 
@@ -84,13 +92,7 @@ class LocalProcessExecutor:
     def submit(self, spec_toml: str | None, run_dir: Path, *, device: str = "auto", resume: bool = False,
                label: str = "") -> RunHandle:
         """Queue a run. ``spec_toml`` is the spec to run (None with ``resume``: the saved one)."""
-        run_dir = Path(run_dir)
-        if any(h.active and h.run_dir.resolve() == run_dir.resolve() for h in self.handles):
-            raise ExecutorError(f"{run_dir.name} is already queued or running.")
-        write_submitted_spec(run_dir, spec_toml)
-        handle = RunHandle(run_dir=run_dir, device=device, resume=resume, label=label or run_dir.name,
-                           _executor=self)
-        self.handles.append(handle)
+        handle = new_handle(self, spec_toml, run_dir, device=device, resume=resume, label=label)
         self.poll()
         return handle
 

@@ -19,8 +19,15 @@ from pathlib import Path
 from typing import Any
 
 from demtui.errors import DemtuiError
-from demtui.executors.base import (ACTIVE, CANCELLED, LOST, QUEUED, RUNNING, ExecutorError, RunHandle,
-                                   write_submitted_spec)
+from demtui.executors.base import (
+    ACTIVE,
+    CANCELLED,
+    LOST,
+    QUEUED,
+    RUNNING,
+    RunHandle,
+    new_handle,
+)
 from demtui.executors.worker import probe_path, run_job
 
 INSTALL = "install it with `uv sync --extra ray` (or `pip install 'demtui[ray]'`)"
@@ -111,15 +118,15 @@ class RayExecutor:
     def submit(self, spec_toml: str | None, run_dir: Path, *, device: str = "auto", resume: bool = False,
                label: str = "") -> RunHandle:
         run_dir = Path(run_dir).resolve()
-        if any(h.active and h.run_dir == run_dir for h in self.handles):
-            raise ExecutorError(f"{run_dir.name} is already queued or running.")
-        write_submitted_spec(run_dir, spec_toml)
+        handle = new_handle(self, spec_toml, run_dir, device=device, resume=resume, label=label)
         log = run_dir / "run.log"
-        handle = RunHandle(run_dir=run_dir, device=device, resume=resume, label=label or run_dir.name, _executor=self)
-        handle._job = self._task.remote(str(run_dir), None if device in ("", "auto") else device, resume,
-                                        self.registry, self.env)
         handle._log_offset = log.stat().st_size if log.exists() else 0
-        self.handles.append(handle)
+        try:
+            handle._job = self._task.remote(str(run_dir), None if device in ("", "auto") else device, resume,
+                                            self.registry, self.env)
+        except BaseException:
+            self.handles.remove(handle)
+            raise
         return handle
 
     def poll(self) -> list[RunHandle]:
@@ -162,8 +169,7 @@ class RayExecutor:
             lost = type(exc).__name__
             h.finish(LOST, f"{lost} after {h.attempts} attempt(s); --resume continues from its finished stages")
             return
-        h.pid, h.summary = result.get("pid"), result.get("summary")
-        h.finish(result["returncode"], "" if result["returncode"] in (0, 130) else result["message"])
+        h.finish_with(result)
 
     def cancel(self, h: RunHandle) -> None:
         if h.status not in ACTIVE:

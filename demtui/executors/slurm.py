@@ -24,8 +24,15 @@ try:
 except ImportError:  # pragma: no cover - exercised through make()
     submitit = None  # type: ignore[assignment]
 
-from demtui.executors.base import (ACTIVE, CANCELLED, LOST, QUEUED, RUNNING, ExecutorError, RunHandle,
-                                   write_submitted_spec)
+from demtui.executors.base import (
+    ACTIVE,
+    CANCELLED,
+    LOST,
+    QUEUED,
+    RUNNING,
+    RunHandle,
+    new_handle,
+)
 from demtui.executors.worker import run_job
 
 INSTALL = "install it with `uv sync --extra slurm` (or `pip install 'demtui[slurm]'`)"
@@ -81,13 +88,12 @@ class SlurmExecutor:
 
     def submit(self, spec_toml: str | None, run_dir: Path, *, device: str = "auto", resume: bool = False,
                label: str = "") -> RunHandle:
-        run_dir = Path(run_dir).resolve()
-        if any(h.active and h.run_dir == run_dir for h in self.handles):
-            raise ExecutorError(f"{run_dir.name} is already queued or running.")
-        write_submitted_spec(run_dir, spec_toml)
-        handle = RunHandle(run_dir=run_dir, device=device, resume=resume, label=label or run_dir.name, _executor=self)
-        self._send(handle)
-        self.handles.append(handle)
+        handle = new_handle(self, spec_toml, Path(run_dir).resolve(), device=device, resume=resume, label=label)
+        try:
+            self._send(handle)
+        except BaseException:
+            self.handles.remove(handle)
+            raise
         return handle
 
     def _send(self, h: RunHandle) -> None:
@@ -126,8 +132,7 @@ class SlurmExecutor:
                 h.finish(LOST, f"SLURM job {job.job_id} ended without a result ({job.state}: {first[:200]}); "
                                f"its log is under {self.folder}")
             return
-        h.pid, h.summary = result.get("pid"), result.get("summary")
-        h.finish(result["returncode"], "" if result["returncode"] in (0, 130) else result["message"])
+        h.finish_with(result)
 
     def cancel(self, h: RunHandle) -> None:
         if h.status not in ACTIVE:

@@ -15,7 +15,7 @@ TINY_BASE: dict[str, Any] = {"run": {"secondary": False, "targets": [0, 3, 5, 8]
 #: What every paper cell starts from (victim, data and per-model values come from zoo.toml).
 PAPER_BASE: dict[str, Any] = {"run": {"secondary": False},
                               "attack": {"name": "df-uap", "iterations": 1000},
-                              "defense": {"name": "democratic"}}
+                              "defense": {"name": "democratic", "recipe": "paper"}}
 
 
 def base_spec(preset: str) -> dict[str, Any]:

@@ -1,8 +1,8 @@
 """The demtui Textual app: Compose, Watch and History in one window.
 
 Runs never execute here: the executor starts each as its own process, and the app
-follows every run by tailing its events.jsonl in a thread worker that hands parsed
-batches to the UI thread. The UI thread folds them into a RunView and redraws at most
+follows every run by tailing its events.jsonl; one follower thread serves all runs
+(demtui.tui.follow) and hands parsed batches to the UI thread. The UI thread folds them into a RunView and redraws at most
 10×/s (updates that arrive faster are coalesced). Nothing here imports torch.
 """
 
@@ -24,17 +24,17 @@ from textual.widgets import Footer, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
 from demtui.errors import DemtuiError
-from demtui.events import EventTail
 from demtui.tui.compose_pane import ComposePane
+from demtui.tui.follow import Follower
 from demtui.devices import Device, detect_devices
 from demtui.executors.base import ACTIVE, CANCELLED, FAILED, QUEUED, RUNNING, RunHandle
 from demtui.executors.local import LocalProcessExecutor, device_key
 from demtui.tui.history_pane import HistoryPane
+from demtui.tui.prompt import PromptBar
 from demtui.tui.runinfo import is_run_dir
 from demtui.tui.runview import RunView
 from demtui.tui.watch_pane import STATUS_STYLE, WatchPane
 
-BATCH_BYTES = 64 * 1024
 POLL_SECONDS = 0.2
 
 
@@ -64,17 +64,6 @@ def load_registry() -> tuple[Any, str]:
             return None, str(again)
 
 
-def _read_classes(run_dir: Path) -> list[str] | None:
-    import json
-
-    try:
-        data = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
-        classes = data["stages"]["baseline"]["classes"]
-        return [str(c) for c in classes] if isinstance(classes, list) else None
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
 class DemtuiApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "demtui"
@@ -96,10 +85,9 @@ class DemtuiApp(App[None]):
         self._started = time.perf_counter()
         self.ready_after: float | None = None
         self.runs_dir = Path(runs_dir or os.environ.get("DEMTUI_RUNS") or "runs")
-        if registry is None:
-            self.registry, self.registry_error = load_registry()
-        else:
-            self.registry, self.registry_error = registry, ""
+        # The registry (plugin imports) loads after the first frame unless one is given.
+        self.registry, self.registry_error = registry, ""
+        self._load_registry = registry is None
         self._detect = devices is None
         base = [Device("auto", "auto (GPU when available)"), Device("cpu", "CPU")]
         given = list(devices or [])
@@ -109,27 +97,46 @@ class DemtuiApp(App[None]):
         self.handles: dict[str, RunHandle] = {}
         self.foreign_cancels: set[tuple[str, int | None]] = set()  # (run, pid) launched elsewhere, sent SIGTERM
         self.dirty: set[str] = set()
+        self.follower = Follower()
         self._resume_anyway: set[str] = set()
         self._open_paths = list(open_paths or [])
         if theme:
             self.theme = theme
 
+    def notify(self, message: str, *, title: str = "", severity: Any = "information",
+               timeout: float | None = None, markup: bool = False) -> None:
+        """Messages carry user text (paths, '[section]' names): always shown literally, never as markup
+        (widgets' notify passes markup=True by default, so the flag is ignored on purpose)."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
+
     def compose(self) -> ComposeResult:
         with TabbedContent(id="main-tabs", initial="compose"):
             with TabPane("Compose F2", id="compose"):
-                yield ComposePane(self.registry, self.registry_error, self.devices, id="compose-pane")
+                yield ComposePane(self.registry, self.registry_error, self.devices, id="compose-pane",
+                                  loading=self._load_registry)
             with TabPane("Watch F3", id="watch"):
                 yield WatchPane(id="watch-pane")
             with TabPane("History F4", id="history"):
                 yield HistoryPane(self.runs_dir, id="history-pane")
+        yield PromptBar(id="prompt-bar")
         yield Footer()
 
     def on_ready(self) -> None:
         self.ready_after = time.perf_counter() - self._started  # first frame on screen
+        self.registry_at_first_frame = "demtui.registry" in __import__("sys").modules
+        if self._load_registry:
+            self.call_after_refresh(self._registry_loaded)
+
+    async def _registry_loaded(self) -> None:
+        """After the first frame: import the plugins' metadata, then fill Compose."""
+        self.registry, self.registry_error = load_registry()
+        await self.query_one(ComposePane).set_registry(self.registry, self.registry_error)
 
     def on_mount(self) -> None:
+        self.run_worker(self._follow_loop, thread=True, group="follow", name="follower", exit_on_error=False)
         self.set_interval(0.5, self.poll_executor)
         self.set_interval(0.1, self.refresh_watch)
+        self.set_interval(1.0, self.check_alive)
         if self._detect:
             self.detect_devices()
         for path in self._open_paths:
@@ -159,36 +166,20 @@ class DemtuiApp(App[None]):
         key = str(run_dir.resolve())
         if key not in self.views:
             self.views[key] = RunView(run_dir.name)
-            self.run_worker(partial(self._tail, key, run_dir), thread=True, group="follow", name=key,
-                            exit_on_error=False)
+            self.follower.add(key, run_dir)
             self.dirty.add(key)
         return key
 
-    def _tail(self, key: str, run_dir: Path) -> None:
-        """Thread: parse new lines in batches and post them; never touches widgets."""
+    def _follow_loop(self) -> None:
+        """The one follower thread: parse new lines of every run in bounded batches and post them."""
         worker = get_current_worker()
-        tail = EventTail(run_dir / "events.jsonl")
-        bad, have_classes = 0, False
         while not worker.is_cancelled:
-            start = tail.offset
-            try:
-                events = tail.read_new(BATCH_BYTES)
-            except OSError:  # unreadable for now (permissions, a directory in its place): keep trying
-                events = []
-            classes = None
-            if not have_classes and any(e.get("type") == "stage_finished" and e.get("stage") == "baseline"
-                                        for e in events):
-                classes = _read_classes(run_dir)
-                have_classes = classes is not None
-            if events or tail.bad_lines != bad or classes:
-                bad = tail.bad_lines
-                self.post_message(EventsRead(key, events, bad, classes))
-            if tail.offset - start >= BATCH_BYTES:
-                continue
-            for _ in range(int(POLL_SECONDS / 0.05)):
-                if worker.is_cancelled:
-                    return
-                time.sleep(0.05)
+            batches, more = self.follower.read_round()
+            for b in batches:
+                self.post_message(EventsRead(b.key, b.events, b.bad_lines, b.classes))
+            if not more:
+                self.follower.wake.wait(POLL_SECONDS)
+                self.follower.wake.clear()
 
     def on_events_read(self, message: EventsRead) -> None:
         view = self.views.get(message.key)
@@ -264,6 +255,21 @@ class DemtuiApp(App[None]):
         self.select_run(key)
         return handle
 
+    def check_alive(self) -> None:
+        """Runs not launched here whose events stopped without a final event: is their process gone?"""
+        from demtui.tui.foreign import process_gone
+
+        for key, view in self.views.items():
+            h = self.handles.get(key)
+            if view.status != "running" or (h is not None and h.active):
+                continue
+            if self.follower.idle_seconds(key, POLL_SECONDS) < 1.0:
+                continue  # still reading its file: the final event may be in the next batch
+            if process_gone(view.pid, view.host):
+                view.mark_process_exit("died", f"its process {view.pid} is gone without a final event (killed or "
+                                               "crashed); finished stages are kept, r resumes it")
+                self.dirty.add(key)
+
     def poll_executor(self) -> None:
         for h in self.executor.poll():
             key = str(h.run_dir.resolve())
@@ -317,7 +323,14 @@ class DemtuiApp(App[None]):
         if view.status == "finished":
             self.notify(f"{path.name} finished; nothing to resume.", title="Resume")
             return
-        if view.status == "running" and h is None and key not in self._resume_anyway:
+        from demtui.lock import holder_if_locked
+
+        holder = holder_if_locked(path)  # the run's own lock says whether anyone still writes it
+        if holder is not None:
+            self.notify(f"{path.name} is being written by {holder.describe()}; wait for it to finish or stop it "
+                        "before resuming.", title="Resume", severity="warning")
+            return
+        if view.status == "running" and h is None and key not in self._resume_anyway and not (path / "run.lock").exists():
             self._resume_anyway.add(key)
             self.notify(f"{path.name} has no final event: it may still be running elsewhere. If its process is "
                         "gone, press r again to resume it.", title="Resume", severity="warning")
@@ -365,11 +378,13 @@ class DemtuiApp(App[None]):
     def action_toggle_theme(self) -> None:
         self.theme = "textual-light" if self.current_theme.dark else "textual-dark"
 
-    def action_open_dir(self) -> None:
-        from demtui.tui.dialogs import PathPrompt
+    def ask_path(self, title: str, value: str, callback: Any) -> None:
+        """The inline path prompt above the footer (Tab completes)."""
+        self.query_one(PromptBar).ask(title, value, callback)
 
-        self.push_screen(PathPrompt("Open run directory", str(self.runs_dir) + os.sep),
-                         lambda p: self.open_run(Path(p)) if p else None)
+    def action_open_dir(self) -> None:
+        self.ask_path("Open run directory", str(self.runs_dir) + os.sep,
+                      lambda p: self.open_run(Path(p)) if p else None)
 
     async def action_quit(self) -> None:
         active = self.executor.active()

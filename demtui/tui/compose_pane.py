@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+import asyncio
 
 from rich.text import Text
 from textual import on
@@ -22,7 +23,6 @@ from textual.widgets import Input, Label, Select, Static, Tree
 
 from demtui.errors import DemtuiError
 from demtui.params import ParamSchema
-from demtui.registry import Registry
 from demtui.spec import (
     MODEL_COMMON,
     RUN_PARAMS,
@@ -35,6 +35,9 @@ from demtui.spec import (
 )
 from demtui.devices import Device
 from demtui.tui.forms import ParamForm, text_of
+
+if TYPE_CHECKING:
+    from demtui.registry import Registry
 
 PICKED = ("model", "dataset", "attack", "defense")
 KIND_TITLES = (("model", "Models"), ("dataset", "Datasets"), ("layers", "Entropy layers"),
@@ -59,13 +62,17 @@ class ComposePane(Horizontal):
         Binding("ctrl+n", "reset", "Quickstart"),
     ]
 
-    def __init__(self, registry: Registry | None, registry_error: str, devices: list[Device], **kwargs: Any) -> None:
+    def __init__(self, registry: Registry | None, registry_error: str, devices: list[Device], *,
+                 loading: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.registry = registry
         self.registry_error = registry_error
         self.devices = devices
         self._timer: Timer | None = None
         self.last_error = ""
+        self.loading = loading  # the registry is still on its way (it loads after the first frame)
+        self._loads = 0  # forms being (re)built: validation waits, so no bogus "needs a value"
+        self._load_lock = asyncio.Lock()
 
     # -- layout --------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -87,13 +94,26 @@ class ComposePane(Horizontal):
             yield Static("", id="spec-status")
 
     def on_mount(self) -> None:
-        self._fill_tree()
         self.query_one("#registry-tree").focus()
+        if self.loading:
+            self.query_one("#spec-status", Static).update(Text("Loading the registry…", style="dim"))
+            return
+        self._fill_tree()
         if self.registry is not None:  # after the first frame, so the window opens at once
             self.call_after_refresh(self.load_dict, quickstart_dict())
 
+    async def set_registry(self, registry: Registry | None, error: str) -> None:
+        """The registry arrived (after the first frame): fill the tree and the quickstart form."""
+        self.registry, self.registry_error, self.loading = registry, error, False
+        self._fill_tree()
+        if registry is not None:
+            await self.load_dict(quickstart_dict())
+        else:
+            self.validate_spec()
+
     def _fill_tree(self) -> None:
         tree = self.query_one("#registry-tree", Tree)
+        tree.root.remove_children()
         tree.show_root = False
         tree.root.expand()
         if self.registry is None:
@@ -193,7 +213,19 @@ class ComposePane(Horizontal):
             return (fallback if fallback in self.registry.components[section] else self.registry.names(section)[0]), ""
 
     async def load_dict(self, data: dict[str, Any]) -> None:
-        """Fill the whole form from a spec dict (quickstart, or a loaded file)."""
+        """Fill the whole form from a spec dict (quickstart, or a loaded file); one load at a time."""
+        if self.registry is None:
+            self.notify("The registry is still loading; try again in a moment.", title="Spec", severity="warning")
+            return
+        self._loads += 1
+        try:
+            async with self._load_lock:
+                await self._load_dict(data)
+        finally:
+            self._loads -= 1
+        self.schedule_validation()
+
+    async def _load_dict(self, data: dict[str, Any]) -> None:
         run = dict(data.get("run", {}))
         device = str(run.pop("device", "auto"))
         select = self.query_one("#run-device", Select)
@@ -214,7 +246,6 @@ class ComposePane(Horizontal):
                     Label("Victim training", classes="section-title"),
                     ParamForm("victim", "victim", VICTIM_PARAMS, data.get("victim", {}), id="form-victim")]
         await scroll.mount_all(widgets)
-        self.schedule_validation()
 
     def _pick_row(self, section: str, name: str, arch: str) -> Horizontal:
         children: list[Any] = [Select(self._options(section), value=name, allow_blank=False, id=f"pick-{section}",
@@ -305,6 +336,11 @@ class ComposePane(Horizontal):
         if not self.is_attached:
             return None
         status = self.query_one("#spec-status", Static)
+        if self.loading or self._loads:  # the form is being built: judge it when it is complete
+            self.last_error = "the form is still loading"
+            status.update(Text("Loading the form…", style="dim"))
+            status.set_class(False, "-error")
+            return None
         if self.registry is None:
             status.update(Text("✗ no registry: " + self.registry_error, style="bold red"))
             return None
@@ -323,6 +359,12 @@ class ComposePane(Horizontal):
             status.update(Text("✗ " + self.last_error, style="bold red"))
             status.set_class(True, "-error")
             return None
+        problem = self._extra_checks(spec)
+        if problem:
+            self.last_error = problem
+            status.update(Text("✗ " + problem, style="bold red"))
+            status.set_class(True, "-error")
+            return None
         self.last_error = ""
         defense = spec.defense.name if spec.defense else "none"
         status.update(Text(f"✓ valid: {spec.model.name} on {spec.dataset.name}, {spec.attack.name} → {defense}, "
@@ -330,6 +372,18 @@ class ComposePane(Horizontal):
                            style="green"))
         status.set_class(False, "-error")
         return spec
+
+    def _extra_checks(self, spec: RunSpec) -> str:
+        """Targets against the dataset's classes, and the run name: marked on the field too."""
+        from demtui.tui.checks import check_run_name, check_targets, dataset_classes
+
+        classes, count = dataset_classes(self.registry, spec.dataset.name)
+        targets = check_targets(spec.targets, classes, count, f"dataset '{spec.dataset.name}'")
+        runs_dir = getattr(self.app, "runs_dir", Path("runs"))
+        name = check_run_name(self.query_one("#run-name", Input).value.strip(), runs_dir)
+        self.query_one("#run-targets", Input).set_class(bool(targets), "-bad")
+        self.query_one("#run-name", Input).set_class(bool(name), "-bad")
+        return targets or name
 
     # -- actions -------------------------------------------------------------------------
     def run_name(self, spec: RunSpec) -> str:
@@ -348,10 +402,8 @@ class ComposePane(Horizontal):
         if spec is None:
             self.notify(self.last_error, title="Cannot save", severity="error")
             return
-        from demtui.tui.dialogs import PathPrompt
-
         default = f"{self.query_one('#run-name', Input).value.strip() or slug(spec)}.toml"
-        self.app.push_screen(PathPrompt("Save spec as", default), lambda p: self.save_to(spec, p))
+        self.app.ask_path("Save spec as", default, lambda p: self.save_to(spec, p))  # type: ignore[attr-defined]
 
     def save_to(self, spec: RunSpec, path: str | None) -> None:
         if not path:
@@ -367,9 +419,7 @@ class ComposePane(Horizontal):
         self.notify(f"Saved {target}", title="Spec")
 
     def action_load(self) -> None:
-        from demtui.tui.dialogs import PathPrompt
-
-        self.app.push_screen(PathPrompt("Load spec TOML", ""), self._load_chosen)
+        self.app.ask_path("Load spec TOML", "", self._load_chosen)  # type: ignore[attr-defined]
 
     async def _load_chosen(self, path: str | None) -> None:
         if path:

@@ -1,4 +1,4 @@
-"""Modal screens: help, a path prompt, and the quit question when runs are still active."""
+"""Modal screens: help, and the quit question when runs are still active (paths: demtui.tui.prompt)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, Markdown
+from textual.widgets import Button, Label, Markdown
 
 HELP = """\
 # demtui — keys
@@ -44,28 +44,6 @@ class HelpScreen(ModalScreen[None]):
             yield Markdown(HELP)
 
     def action_close(self) -> None:
-        self.dismiss(None)
-
-
-class PathPrompt(ModalScreen["str | None"]):
-    """Ask for a file or directory path; Enter accepts, Escape cancels."""
-
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
-
-    def __init__(self, title: str, value: str = "", placeholder: str = "a path") -> None:
-        super().__init__()
-        self.title_text, self.value, self.placeholder = title, value, placeholder
-
-    def compose(self) -> ComposeResult:
-        with Vertical(id="prompt-box"):
-            yield Label(self.title_text, id="prompt-title")
-            yield Input(self.value, placeholder=self.placeholder, id="prompt-input")
-            yield Label("Enter to accept · Escape to cancel", classes="dim")
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        self.dismiss(event.value.strip() or None)
-
-    def action_cancel(self) -> None:
         self.dismiss(None)
 
 

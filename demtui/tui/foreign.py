@@ -40,6 +40,18 @@ def _command_line(pid: int) -> str | None:
     return raw.replace(b"\0", b" ").decode("utf-8", "replace")
 
 
+def process_gone(pid: int | None, host: str | None) -> bool:
+    """Whether a run's process is known to be gone: on this host, dead or its pid reused.
+
+    False when it cannot be told from here (no pid in the events, or another host)."""
+    if not pid or (host and host != this_host()) or pid == os.getpid():
+        return False
+    if not _alive(pid):
+        return True
+    command = _command_line(pid)
+    return command is not None and "demtui" not in command
+
+
 def stop_foreign_run(pid: int | None, host: str | None, *, kill: bool = False) -> str | None:
     """Signal the run's process; returns None on success, else why it cannot be stopped from here."""
     if not pid:

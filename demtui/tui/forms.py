@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.message import Message
@@ -114,9 +115,9 @@ class ParamForm(Vertical):
         field.set_class(bool(message), "-invalid")
         found = self.query(f"#{error_id}")
         if message and found:
-            found.first(Label).update(message)
+            found.first(Label).update(Text(message))  # literal: messages quote user text
         elif message:
-            self.mount(Label(message, id=error_id, classes="param-error"), after=field)
+            self.mount(Label(Text(message), id=error_id, classes="param-error"), after=field)
         elif found:
             found.remove()
         return message

@@ -16,7 +16,7 @@ from textual.widgets import DataTable, Footer, Input, Label, Static
 
 from demtui.tui.runinfo import RunInfo, compare_table, export_compare, scan_runs
 
-STATUS_STYLE = {"finished": "green", "failed": "red", "cancelled": "magenta", "running?": "yellow",
+STATUS_STYLE = {"finished": "green", "failed": "red", "cancelled": "magenta", "running?": "yellow", "died": "bold red",
                 "incomplete": "yellow", "unreadable": "red", "empty": "dim"}
 
 

@@ -26,7 +26,7 @@ TAIL_BYTES = 64 * 1024
 @dataclass
 class RunInfo:
     path: Path
-    status: str = "unknown"  # finished | failed | cancelled | running? | incomplete | empty | unreadable
+    status: str = "unknown"  # finished | failed | cancelled | running? | died | incomplete | empty | unreadable
     spec: dict[str, Any] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
     started: float | None = None
@@ -85,6 +85,8 @@ def read_run_info(path: Path) -> RunInfo:
     info.status = _status(last, path, results)
     if info.status == "failed" and last is not None and last.get("type") == "run_failed":
         info.problem = str(last.get("error", ""))
+    elif info.status == "died":
+        info.problem = f"its process {last.get('pid') if last else '?'} is gone without a final event; open it and press r to resume"
     elif info.status in ("failed", "incomplete") and not info.problem:
         info.problem = log_tail(path / "run.log", 1)
     if info.started is None:
@@ -128,8 +130,15 @@ def _status(last: dict[str, Any] | None, path: Path, results: dict[str, Any]) ->
         if (path / "events.jsonl").exists() and (path / "events.jsonl").stat().st_size:
             return "unreadable"
         return "incomplete" if (path / "run.log").exists() else "empty"
-    return {"run_finished": "finished", "run_failed": "failed", "run_cancelled": "cancelled"}.get(
+    status = {"run_finished": "finished", "run_failed": "failed", "run_cancelled": "cancelled"}.get(
         last["type"], "running?")
+    if status == "running?":
+        from demtui.tui.foreign import process_gone
+
+        pid = last.get("pid")
+        if isinstance(pid, int) and not isinstance(pid, bool) and process_gone(pid, last.get("host")):
+            return "died"
+    return status
 
 
 def partial_summary(results: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:

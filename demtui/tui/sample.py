@@ -78,15 +78,17 @@ def _entropy(w: _Writer, phase: str, targets: list[int], gap: float) -> dict[str
 
 def write_sample_run(path: Path, *, targets: list[int] | None = None, stop_after: str | None = None,
                      ending: str = "running", attack: str = "df-uap", defense: str = "democratic",
-                     strength: float = 1.0) -> Path:
+                     strength: float = 1.0, pid: int | None = None, host: str | None = None) -> Path:
     """Write a run directory. ``stop_after``: the last stage written (a run still going);
     ``ending``: running | failed | cancelled (used with ``stop_after``); ``strength`` scales
-    the attack, so several sample runs differ in a compare table."""
+    the attack, so several sample runs differ in a compare table; ``pid``/``host``: the process
+    its run_started names (a dead pid makes a run that died without its last event)."""
     targets = targets if targets is not None else [1, 2]
     path.mkdir(parents=True, exist_ok=True)
     spec = _spec(targets, attack, defense)
     w = _Writer(f"{path.name}-000000")
-    w.emit("run_started", 0, spec=spec, device="cpu", resumed=False, version="0.1.0", stages=STAGES)
+    process = {"pid": pid, "host": host} if pid else {}
+    w.emit("run_started", 0, spec=spec, device="cpu", resumed=False, version="0.1.0", stages=STAGES, **process)
     results: dict[str, Any] = {"version": 1, "stages": {}}
     cacc = 0.94
     sr_before = [round(min(0.97, 0.6 + 0.3 * strength - 0.05 * i), 3) for i in range(len(targets))]

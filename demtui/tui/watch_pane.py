@@ -20,9 +20,9 @@ from demtui.tui.plots import HistogramData, HistogramPlot, LinePlot
 from demtui.tui.runview import RunView
 
 STAGE_MARK = {"finished": ("✓", "green"), "skipped": ("↷", "cyan"), "running": ("▶", "bold yellow"),
-              "failed": ("✗", "bold red"), "cancelled": ("■", "magenta"), "pending": ("·", "dim")}
+              "failed": ("✗", "bold red"), "cancelled": ("■", "magenta"), "died": ("✗", "bold red"), "pending": ("·", "dim")}
 STATUS_STYLE = {"finished": "green", "failed": "bold red", "cancelled": "magenta", "running": "yellow",
-                "queued": "cyan", "waiting": "dim"}
+                "queued": "cyan", "waiting": "dim", "died": "bold red"}
 LOSS_ORDER = ("defend", "attack", "secondary", "prepare")
 
 

@@ -24,6 +24,9 @@ def _df_uap_params(rho: float, rho_help: str):
         Param("iterations", "int", 1000, "Adam steps, each on a fresh batch.", min=1),
         Param("lr", "float", 0.005, "Adam learning rate.", min=0, min_inclusive=False),
         Param("kappa", "float", 10.0, "Logit-margin bound κ: clamp(max_{j≠t} z_j − z_t, min=−κ).", min=0),
+        Param("loss", "choice", "fixed-ref", "fixed-ref: the authors' loss, max_{j≠t} z_j detached so only z_t "
+              "is pushed (the paper's attack); margin: gradients through both logits (stronger).",
+              choices=("fixed-ref", "margin")),
         BATCH,
         Param("rho", "float", rho, rho_help, min=0, max=1),
     )

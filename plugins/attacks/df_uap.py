@@ -1,9 +1,17 @@
 """DF-UAP (Zhang et al., CVPR 2020): a universal perturbation optimised directly with Adam.
 
-The loss is the bounded logit margin used by the paper's evaluation code: for a target
-t, clamp(max_{j≠t} z_j − z_t, min=−κ), so samples already pushed κ past the boundary
-stop pulling and the budget goes to the rest. Non-targeted mode uses the mirror margin
-on the clean prediction. With ρ > 0 the loss becomes Eq. 11's adaptive attack,
+The loss is a bounded logit margin: for a target t, clamp(max_{j≠t} z_j − z_t, min=−κ),
+so samples already pushed κ past the boundary stop pulling and the budget goes to the rest.
+Two variants (``loss``):
+
+- ``fixed-ref`` (default): the *fixed-reference* margin every UAP script of the paper's
+  authors runs: the largest non-target logit is detached (a constant), so the gradient only
+  raises z_t. "Before" numbers with this default are the paper's attack.
+- ``margin``: gradients flow through both logits (the target is raised *and* the strongest
+  rival lowered). It is the stronger attack on the quickstart victim (docs/attacks.md).
+
+Non-targeted mode uses the mirror margin on the clean prediction (the detached reference is
+then the largest other logit). With ρ > 0 the loss becomes Eq. 11's adaptive attack,
 (1−ρ)·margin − ρ·H_l(x+δ): the attacker also *raises* layer entropy to look clean to an
 entropy-based defense.
 """
@@ -19,11 +27,22 @@ from torch import nn
 from demtui.entropy import tap
 
 
-def margin_loss(logits: torch.Tensor, labels: torch.Tensor, *, targeted: bool, kappa: float) -> torch.Tensor:
-    """Per-sample bounded logit margin; minimising it moves samples toward (away from) ``labels``."""
+#: DF-UAP loss variants: the authors' fixed-reference margin (default) and the full margin.
+LOSSES = ("fixed-ref", "margin")
+
+
+def margin_loss(logits: torch.Tensor, labels: torch.Tensor, *, targeted: bool, kappa: float,
+                fixed_reference: bool = False) -> torch.Tensor:
+    """Per-sample bounded logit margin; minimising it moves samples toward (away from) ``labels``.
+
+    ``fixed_reference`` detaches the largest other logit, so only the ``labels`` logit gets a
+    gradient (the authors' variant).
+    """
     logits = logits.float()
     own = logits.gather(1, labels.view(-1, 1)).squeeze(1)
     others = logits.scatter(1, labels.view(-1, 1), float("-inf")).amax(1)
+    if fixed_reference:
+        others = others.detach()
     margin = others - own if targeted else own - others
     return margin.clamp(min=-kappa)
 
@@ -43,13 +62,18 @@ def craft_df_uap(
     device: torch.device | str = "cpu",
     entropy_layer: str | None = None,
     rho: float = 0.0,
+    loss: str = "fixed-ref",
     progress: Callable[[int, int, dict[str, Any] | None], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> torch.Tensor:
     """Return δ (1×C×H×W, float32, ‖δ‖∞ ≤ eps) crafted on uint8 images ``x``.
 
     The model stays in eval mode and its weights get no gradients; only δ is optimised.
+    ``loss`` is ``fixed-ref`` (the authors' fixed-reference margin) or ``margin``.
     """
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
+    fixed = loss == "fixed-ref"
     device = torch.device(device)
     was_training = model.training
     model.eval()
@@ -71,16 +95,17 @@ def craft_df_uap(
             adv = (xb + delta).clamp(0, 1)
             logits = model(adv)
             labels = labels_all[idx] if labels_all is not None else torch.full_like(idx, int(target))
-            loss = margin_loss(logits, labels, targeted=target is not None, kappa=kappa).mean()
+            objective = margin_loss(logits, labels, targeted=target is not None, kappa=kappa,
+                                    fixed_reference=fixed).mean()
             if hook is not None:
-                loss = (1 - rho) * loss - rho * hook.entropy().mean()
-            (grad,) = torch.autograd.grad(loss, delta)
+                objective = (1 - rho) * objective - rho * hook.entropy().mean()
+            (grad,) = torch.autograd.grad(objective, delta)
             delta.grad = grad
             opt.step()
             with torch.no_grad():
                 delta.clamp_(-eps, eps)
             if progress and (it % 10 == 9 or it + 1 == iterations):
-                progress(it + 1, iterations, {"loss": float(loss.detach())})
+                progress(it + 1, iterations, {"loss": float(objective.detach())})
             if should_stop and should_stop():
                 break
     finally:

@@ -44,7 +44,7 @@ def df_uap(model: nn.Module, data: AttackData, target: int | None, params: dict[
             model, data.x, data.y, target, eps=params["eps"], iterations=params["iterations"], lr=params["lr"],
             kappa=params["kappa"], batch_size=params["batch_size"], seed=_seed(ctx, target),
             device=ctx.device, entropy_layer=data.layer if rho > 0 else None,
-            rho=rho, progress=ctx.progress, should_stop=ctx.should_stop,
+            rho=rho, loss=params.get("loss", "fixed-ref"), progress=ctx.progress, should_stop=ctx.should_stop,
         )
     ctx.check_cancelled()
     return AdditivePerturbation(delta, params["eps"])

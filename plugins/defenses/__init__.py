@@ -11,6 +11,16 @@ SUBSET = (
     Param("subset_size", "int", None, "Exact number of training images (overrides the fraction).", min=1, nullable=True),
 )
 
+#: Training budgets follow the attack's ε unless set (demtui/coupling.py; docs/defenses.md).
+EPS_RATIO = Param("eps_ratio", "float", 1.0, "When the budget is empty: train at eps_ratio × the attack's ε "
+                  "(the paper: 1; a patch attack counts as 10/255).", min=0, min_inclusive=False)
+
+
+def _eps(name: str, help: str) -> Param:
+    return Param(name, "float", None, f"{help}; empty = eps_ratio × the attack's ε.", min=0, max=1,
+                 min_inclusive=False, nullable=True)
+
+
 #: CFN and FNS: the authors re-estimate BatchNorm statistics after inserting their layers.
 RECALIBRATE_BN = Param("recalibrate_bn", "bool", True, "Re-estimate the statistics of the BatchNorm layers after "
                        "the first guard on the clean subset (the CFN authors' step); original weights stay as they are.")
@@ -39,11 +49,11 @@ def _loop(epochs: int = 50, lr: float = 1e-3, bn: bool = True, refine: bool = Tr
     return tuple(knobs)
 
 
-def _pgd(eps: float = 10 / 255, steps: int = 5) -> tuple[Param, ...]:
+def _pgd(steps: int = 5) -> tuple[Param, ...]:
     """The perturbation budget, named as Democratic Training's sample generator (m, ε, α)."""
     return (
-        Param("eps", "float", eps, "L∞ budget ε of the training perturbations (pixel scale).", min=0, max=1,
-              min_inclusive=False),
+        _eps("eps", "L∞ budget ε of the training perturbations (pixel scale)"),
+        EPS_RATIO,
         Param("steps", "int", steps, "PGD steps m.", min=1),
         Param("step_size", "float", None, "PGD step; empty = ε/4 (as the sample generator).", min=0,
               min_inclusive=False, nullable=True),
@@ -58,7 +68,8 @@ def _known_uaps(p: float = 0.5) -> tuple[Param, ...]:
         Param("uap_targets", "ints", [], "Target classes of the known UAPs; empty = the run's targets "
               "(non-targeted UAPs in an untargeted run)."),
         Param("uaps_per_target", "int", 1, "Known UAPs crafted per target (different seeds).", min=1),
-        Param("uap_eps", "float", 10 / 255, "L∞ budget of the known UAPs.", min=0, max=1, min_inclusive=False),
+        _eps("uap_eps", "L∞ budget of the known UAPs"),
+        EPS_RATIO,
         Param("iterations", "int", 1000, "DF-UAP iterations per known UAP (the paper's DF-UAP setting).", min=1),
         Param("p", "float", p, "Probability that a training sample gets a known UAP added.", min=0, max=1),
     )
@@ -73,24 +84,37 @@ def demtui_defenses() -> list[Defense]:
             entry="demtui.plugins.defenses.entries:democratic",
             changes="weights",
             params=schema(
-                Param("eps", "float", 10 / 255, "Sample-generator budget ε (may exceed the attack's).", min=0, max=1, min_inclusive=False),
-                Param("steps", "int", 5, "Generator steps m (Alg. 2).", min=1),
+                Param("recipe", "choice", "paper", "Named values for every empty eps_ratio/steps/lr/epochs/"
+                      "refine_*: paper (the authors': ratio 1, m 5, lr 1e-3, 50 epochs, refine 10 at 1e-5) or "
+                      "fast (the quickstart's: ratio 1.6, m 10, lr 3e-3, 10 epochs, refine 2 at 1e-4).",
+                      choices=("paper", "fast")),
+                _eps("eps", "Sample-generator budget ε (may exceed the attack's)"),
+                Param("eps_ratio", "float", None, "When eps is empty: train at eps_ratio × the attack's ε "
+                      "(a patch attack counts as 10/255); empty = the recipe's.", min=0, min_inclusive=False,
+                      nullable=True),
+                Param("steps", "int", None, "Generator steps m (Alg. 2); empty = the recipe's.", min=1, nullable=True),
                 Param("step_size", "float", None, "Generator step; empty = ε/4.", min=0, min_inclusive=False, nullable=True),
                 Param("random_start", "bool", True, "Start from δ ~ U(−ε, ε) as the authors' code."),
                 Param("alpha", "float", 0.9, "Weight α of CE on low-entropy samples (Alg. 1).", min=0, max=1),
-                Param("epochs", "int", 50, "Passes over the clean subset.", min=1),
-                Param("lr", "float", 1e-3, "SGD learning rate.", min=0, min_inclusive=False),
+                Param("epochs", "int", None, "Repair epochs; empty = the recipe's.", min=1, nullable=True),
+                Param("lr", "float", None, "SGD learning rate; empty = the recipe's.", min=0, min_inclusive=False,
+                      nullable=True),
                 Param("momentum", "float", 0.9, "SGD momentum.", min=0, max=1),
                 Param("weight_decay", "float", 0.0, "SGD weight decay.", min=0),
                 Param("batch_size", "int", 32, "Clean images per step.", min=1),
                 Param("bn_mode", "choice", "train", "BatchNorm during repair: batch statistics (train, as the authors) "
                       "or frozen (eval).", choices=("train", "eval")),
-                Param("refine_epochs", "int", 10, "Clean-only fine-tuning epochs after repair (authors' code).", min=0),
+                Param("refine_epochs", "int", None, "Clean-only fine-tuning epochs after repair (authors' code); "
+                      "empty = the recipe's.", min=0, nullable=True),
                 Param("schedule", "choice", "constant", "Learning-rate schedule of the repair stage (the authors: constant).",
                       choices=("constant", "cosine")),
-                Param("refine_lr", "float", 1e-5, "Learning rate of the clean refinement stage.", min=0, min_inclusive=False),
+                Param("refine_lr", "float", None, "Learning rate of the clean refinement stage; empty = the recipe's.",
+                      min=0, min_inclusive=False, nullable=True),
                 Param("layer", "str", "", "Entropy layer (role or module path); empty = the run's layer."),
                 Param("collapse_check", "bool", True, "Stop with a message if the model collapses to one class."),
+                Param("subset_mode", "choice", "fixed", "Repair data: fixed (one subset of the training split, "
+                      "reused every epoch, as the paper) or stream (each epoch a fresh shuffled draw of the same "
+                      "size from the whole training split, as the authors' code).", choices=("fixed", "stream")),
                 *SUBSET,
             ),
         ),
@@ -130,8 +154,8 @@ def demtui_defenses() -> list[Defense]:
             changes="weights",
             params=schema(
                 Param("beta", "float", 6.0, "Weight β of the KL (robustness) term.", min=0),
-                Param("eps", "float", 0.031, "L∞ budget ε of the KL search (pixel scale).", min=0, max=1,
-                      min_inclusive=False),
+                _eps("eps", "L∞ budget ε of the KL search (pixel scale; TRADES's own value is 0.031)"),
+                EPS_RATIO,
                 Param("steps", "int", 10, "Steps of the KL search.", min=1),
                 Param("step_size", "float", 0.007, "Step of the KL search.", min=0, min_inclusive=False),
                 *_loop(), *SUBSET,

@@ -81,6 +81,7 @@ def democratic_training(
     refine_lr: float = 1e-5,
     schedule: str = "constant",
     collapse_check: bool = True,
+    epoch_samples: int | None = None,
     seed: int = 0,
     device: torch.device | str = "cpu",
     progress: Callable[[int, int, dict[str, Any] | None], None] | None = None,
@@ -90,6 +91,8 @@ def democratic_training(
 
     Alg. 1 is a batch loss for the shared fine-tuning loop (``finetune``): the same loop,
     schedule, refinement stage and collapse check as every training baseline.
+    ``epoch_samples`` (stream mode) makes each epoch a fresh shuffled draw of that many
+    images from ``x`` (the whole training split) instead of a pass over all of ``x``.
     """
     g = torch.Generator().manual_seed(seed)
 
@@ -105,6 +108,6 @@ def democratic_training(
         return finetune(model, x, y, batch_loss, name="Democratic Training", epochs=epochs, lr=lr,
                         momentum=momentum, weight_decay=weight_decay, batch_size=batch_size, bn_mode=bn_mode,
                         refine_epochs=refine_epochs, refine_lr=refine_lr, schedule=schedule,
-                        collapse_check=collapse_check, collapse_rule=collapsed,
+                        collapse_check=collapse_check, collapse_rule=collapsed, epoch_samples=epoch_samples,
                         collapse_hint="lower defense.lr or keep defense.bn_mode=train", generator=g, device=device,
                         progress=progress, should_stop=should_stop)

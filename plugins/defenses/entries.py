@@ -7,13 +7,32 @@ from typing import Any
 from torch import nn
 
 from demtui.contracts import DefenseData, DefenseResult
+from demtui.coupling import RATIO, coupled_value, with_recipe
+
+
+def _budget(params: dict[str, Any], key: str = "eps") -> float:
+    """The training budget: explicit, or filled by the engine from the attack's ε (empty here only when
+    a caller skips spec resolution, e.g. demtui.testing: then eps_ratio × the paper's 10/255)."""
+    return coupled_value(params, key, None)
+
+
+def _stream_n(params: dict[str, Any], pool: int) -> int:
+    """Images per epoch in stream mode: the size the fixed subset would have (subset_size or fraction × pool)."""
+    if params.get("subset_size"):
+        return min(int(params["subset_size"]), pool)
+    return max(1, round(float(params.get("subset_fraction") or 0.05) * pool))
 
 
 def democratic(model: nn.Module, data: DefenseData, params: dict[str, Any], ctx: Any) -> DefenseResult:
     """Democratic Training (Alg. 1 with the Alg. 2 sample generator) on the clean subset."""
     from demtui.plugins.defenses.democratic import democratic_training
 
-    knobs = {k: v for k, v in params.items() if k not in ("layer", "subset_fraction", "subset_size")}
+    params = with_recipe("democratic", params)  # a no-op after spec resolution; for direct callers
+    knobs = {k: v for k, v in params.items()
+             if k not in ("layer", "subset_fraction", "subset_size", "subset_mode", "recipe", RATIO)}
+    knobs["eps"] = _budget(params)
+    if params.get("subset_mode") == "stream":  # data.x is the whole training split; draw n fresh images per epoch
+        knobs["epoch_samples"] = _stream_n(params, len(data.x))
     with ctx.autocast():
         history = democratic_training(model, data.x, data.y, layer_name=data.layer, **knobs, seed=ctx.seed,
                                       device=ctx.device, progress=ctx.progress, should_stop=ctx.should_stop)
@@ -52,7 +71,7 @@ def pgd_at(model: nn.Module, data: DefenseData, params: dict[str, Any], ctx: Any
     from demtui.plugins.defenses.adversarial import adversarial_training
 
     with ctx.autocast():
-        history = adversarial_training(model, data.x, data.y, targets=(), eps=params["eps"], steps=params["steps"],
+        history = adversarial_training(model, data.x, data.y, targets=(), eps=_budget(params), steps=params["steps"],
                                        step_size=params["step_size"], random_start=params["random_start"],
                                        alpha=params["alpha"], seed=ctx.seed, **_loop(params, ctx))
     return _finish(model, history, ctx)
@@ -68,7 +87,7 @@ def pgd_at_targeted(model: nn.Module, data: DefenseData, params: dict[str, Any],
         raise SpecError("pgd-at-targeted needs a target class; set defense.target=N or run with --targets.")
     targets = _check_classes(targets, data.num_classes, "target")
     with ctx.autocast():
-        history = adversarial_training(model, data.x, data.y, targets=targets, eps=params["eps"], steps=params["steps"],
+        history = adversarial_training(model, data.x, data.y, targets=targets, eps=_budget(params), steps=params["steps"],
                                        step_size=params["step_size"], random_start=params["random_start"],
                                        alpha=params["alpha"], seed=ctx.seed, **_loop(params, ctx))
     return _finish(model, history, ctx)
@@ -84,7 +103,7 @@ def _known_uaps(model: nn.Module, data: DefenseData, params: dict[str, Any], ctx
     ctx.log(f"Crafting {count} known DF-UAP(s) on the repair subset (never the evaluation UAPs)")
     with ctx.autocast():
         return craft_known_uaps(model, data.x, data.y, targets, per_target=params["uaps_per_target"],
-                                eps=params["uap_eps"], iterations=params["iterations"], seed=ctx.seed,
+                                eps=_budget(params, "uap_eps"), iterations=params["iterations"], seed=ctx.seed,
                                 device=ctx.device, progress=ctx.progress)
 
 
@@ -104,7 +123,7 @@ def trades(model: nn.Module, data: DefenseData, params: dict[str, Any], ctx: Any
     from demtui.plugins.defenses.trades import trades_training
 
     with ctx.autocast():
-        history = trades_training(model, data.x, data.y, beta=params["beta"], eps=params["eps"], steps=params["steps"],
+        history = trades_training(model, data.x, data.y, beta=params["beta"], eps=_budget(params), steps=params["steps"],
                                   step_size=params["step_size"], seed=ctx.seed, **_loop(params, ctx))
     return _finish(model, history, ctx)
 

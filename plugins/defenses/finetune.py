@@ -76,6 +76,7 @@ def finetune(
                          "finish anyway",
     parameters: Iterable[nn.Parameter] | None = None,
     set_mode: Callable[[], None] | None = None,
+    epoch_samples: int | None = None,
     generator: torch.Generator | None = None,
     seed: int = 0,
     device: torch.device | str = "cpu",
@@ -89,19 +90,24 @@ def finetune(
     eval mode so its running statistics never move). ``schedule="cosine"`` anneals the
     first stage's lr to 0; the refinement stage keeps its own constant lr. ``generator``
     lets a loss that draws random numbers share the loop's stream (one seed, one run).
+    ``epoch_samples`` streams: each epoch uses that many images of a fresh shuffle of ``x``
+    (the authors' loader) instead of all of ``x`` (a fixed subset, the paper's text).
     """
     device = torch.device(device)
     g = generator if generator is not None else torch.Generator().manual_seed(seed)
     rule = collapse_rule or _destroyed
     x, y = x.to(device), y.to(device)
-    n = x.shape[0]
+    pool = x.shape[0]
+    n = min(int(epoch_samples), pool) if epoch_samples else pool  # images per epoch
     num_classes = int(y.max()) + 1
     params = [p for p in (parameters if parameters is not None else model.parameters()) if p.requires_grad]
-    probe_x, probe_y = x[: min(n, 512)], y[: min(n, 512)]
+    probe_x, probe_y = x[: min(pool, 512)], y[: min(pool, 512)]
     before = probe(model, probe_x, probe_y, num_classes)
     steps_per_epoch = (n + batch_size - 1) // batch_size
     total = (epochs + refine_epochs) * steps_per_epoch
     history: dict[str, Any] = {"defense": name, "epochs": [], "probe_before": before, "samples": n}
+    if epoch_samples:
+        history["stream_pool"] = pool
     mode = set_mode or (lambda: set_train_mode(model, bn_mode))
     done = 0
     start = time.perf_counter()
@@ -116,7 +122,7 @@ def finetune(
                  if anneal else None)
         for epoch in range(stage_epochs):
             mode()
-            order = torch.randperm(n, generator=g).to(device)
+            order = torch.randperm(pool, generator=g)[:n].to(device)
             sums: dict[str, float] = {"loss": 0.0}
             t0 = time.perf_counter()
             for i in range(0, n, batch_size):

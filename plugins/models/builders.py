@@ -263,6 +263,9 @@ def save_checkpoint(module: nn.Module, path: str | Path) -> Path:
     os.close(fd)
     try:
         save_file(state, tmp)
+        from demtui.store import file_mode
+
+        os.chmod(tmp, file_mode())  # mkstemp made it 0600
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -275,7 +278,11 @@ def _read_state(path: Path) -> dict[str, torch.Tensor]:
         from safetensors.torch import load_file
 
         return load_file(str(path))
-    obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    import warnings
+
+    with warnings.catch_warnings():  # torch's multi-line UserWarnings would precede our one sentence
+        warnings.simplefilter("ignore")
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
     if isinstance(obj, dict):
         for key in ("state_dict", "model", "model_state_dict", "net"):
             if isinstance(obj.get(key), dict):
@@ -322,7 +329,12 @@ def load_checkpoint(module: nn.Module, path: str | Path) -> None:
     except Exception as exc:  # noqa: BLE001 - any unreadable file gets one sentence
         raise ModelError(f"Checkpoint '{path}' could not be read ({type(exc).__name__}); "
                          "use a .safetensors file or a .pt/.pth state dict.") from None
-    own = module.state_dict()
+    module.load_state_dict(fit_state(path, state, module.state_dict()))
+
+
+def fit_state(path: Path, state: dict[str, torch.Tensor], own: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``state`` with its keys fitted to ``own``, or a ModelError saying why it does not fit
+    (shapes only: the preflight calls it with meta tensors read from a safetensors header)."""
     state = _fit_keys(state, own)
     wrong = [k for k in own if k in state and own[k].shape != state[k].shape]
     if wrong:
@@ -336,4 +348,4 @@ def load_checkpoint(module: nn.Module, path: str | Path) -> None:
         what = "lacks the key" if missing else "has the extra key"
         raise ModelError(f"Checkpoint '{path.name}' does not fit the model: it {what} '{k}' "
                          f"({len(missing)} missing, {len(unexpected)} extra; another architecture?).")
-    module.load_state_dict(state)
+    return state

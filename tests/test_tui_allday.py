@@ -1,0 +1,182 @@
+"""The TUI kept open all day (issue 15): many runs, dead runs, fast typing, live validation,
+an 80×24 terminal, and the smaller things a user trips over. Pilot-driven, no real runs."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+from textual import events
+from textual.widgets import Input, Select
+
+from demtui.devices import Device
+from demtui.tui.app import make_app
+from demtui.tui.compose_pane import ComposePane
+from demtui.tui.forms import ParamForm
+from demtui.tui.foreign import this_host
+from demtui.tui.history_pane import HistoryPane
+from demtui.tui.runinfo import read_run_info
+from demtui.tui.sample import write_sample_run
+
+DEVICES = [Device("auto", "auto"), Device("cpu", "CPU")]
+
+
+def sync(test: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(test)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        return asyncio.run(test(*args, **kwargs))
+    return run
+
+
+async def wait_for(pilot: Any, cond: Callable[[], Any], timeout: float = 30.0, what: str = "") -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return
+        await pilot.pause(0.05)
+    raise AssertionError(f"timed out waiting for {what or cond}")
+
+
+def dead_pid() -> int:
+    """The pid of a process that has already ended."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+@sync
+async def test_forty_runs_are_all_watched_by_one_thread(tmp_path: Path) -> None:
+    """More runs than Textual's thread pool has workers (min(32, CPUs+4)): every one loads,
+    History still rescans, and following them costs one thread, not one per run."""
+    runs = [write_sample_run(tmp_path / "runs" / f"r{i:02d}", stop_after="analyse") for i in range(40)]
+    app = make_app(runs_dir=tmp_path / "runs", devices=list(DEVICES))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause(0.2)
+        threads = threading.active_count()
+        keys = [app.open_run(r) for r in runs]
+        await wait_for(pilot, lambda: all(app.views[k].status == "running" and app.views[k].stages.get("defend")
+                                          for k in keys), 30, "all 40 runs loaded")
+        assert threading.active_count() <= threads + 1
+        (tmp_path / "runs" / "r00").rename(tmp_path / "runs" / "zz-renamed")
+        await pilot.press("f4")
+        history = app.query_one(HistoryPane)
+        await wait_for(pilot, lambda: any(i.name == "zz-renamed" for i in history.infos), 10, "rescan")
+
+
+@sync
+async def test_a_run_whose_process_died_shows_died_not_running(tmp_path: Path) -> None:
+    gone = dead_pid()
+    dead = write_sample_run(tmp_path / "runs" / "dead", stop_after="attack", pid=gone, host=this_host())
+    elsewhere = write_sample_run(tmp_path / "runs" / "elsewhere", stop_after="attack", pid=gone, host="another-host")
+    info = read_run_info(dead)
+    assert info.status == "died" and "resume" in info.problem
+    assert read_run_info(elsewhere).status == "running?"  # another host: cannot tell from here
+    app = make_app(runs_dir=tmp_path / "runs", devices=list(DEVICES))
+    async with app.run_test(size=(100, 30)) as pilot:
+        key = app.open_run(dead)
+        other = app.open_run(elsewhere)
+        await wait_for(pilot, lambda: app.status_of(key)[0] == "died", 10, "died")
+        app.select_run(key)
+        await wait_for(pilot, lambda: "gone without a final event" in str(app.query_one("#run-problem").render()), 5)
+        assert app.views[key].stages["analyse"].status == "died"
+        assert app.status_of(other)[0] == "running"
+
+
+@sync
+async def test_typing_right_after_loading_a_spec_loses_no_key(tmp_path: Path) -> None:
+    spec = tmp_path / "s.toml"
+    spec.write_text('[run]\ntargets = [1]\n[attack]\nname = "df-uap"\niterations = 10\n[defense]\nname = "none"\n')
+    app = make_app(runs_dir=tmp_path / "runs", devices=list(DEVICES))
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = app.query_one(ComposePane)
+        await wait_for(pilot, lambda: len(pane.query(ParamForm)) == 6, 10, "forms")
+        await pilot.press("ctrl+o", *str(spec))
+        name = pane.query_one("#run-name", Input)
+        region = name.region
+        # Enter, then at once a click on Name and fast typing: all queued before any is handled
+        app.post_message(events.Key("enter", "\r"))
+        await pilot.click(offset=(region.x + 2, region.y))
+        for ch in "trial1-abcdef":
+            app.post_message(events.Key("minus" if ch == "-" else ch, ch))
+        await wait_for(pilot, lambda: pane.query_one("#form-attack", ParamForm).raw("iterations") == "10", 10)
+        await pilot.pause(0.3)
+        assert pane.query_one("#run-name", Input).value == "trial1-abcdef"
+        assert app.focused is pane.query_one("#run-name", Input)
+
+
+@sync
+async def test_open_prompt_keeps_its_default_and_completes_paths(tmp_path: Path) -> None:
+    write_sample_run(tmp_path / "runs" / "sample-one")
+    app = make_app(runs_dir=tmp_path / "runs", devices=list(DEVICES))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f3", "o")
+        field = app.query_one("#prompt-input", Input)
+        assert app.focused is field and field.value == str(tmp_path / "runs") + "/"
+        await pilot.press("s", "a", "tab")  # typing adds to the default (it is not pre-selected)
+        assert field.value == str(tmp_path / "runs" / "sample-one") + "/"
+        await pilot.press("enter")
+        key = str((tmp_path / "runs" / "sample-one").resolve())
+        await wait_for(pilot, lambda: key in app.views and app.views[key].status == "finished", 10, "opened")
+        assert not app.query_one("#prompt-bar").display
+
+
+@sync
+async def test_no_bogus_error_while_the_form_loads(tmp_path: Path) -> None:
+    """Ctrl+N pressed again and again during start-up: the status line never blames a field."""
+    app = make_app(runs_dir=tmp_path / "runs", devices=list(DEVICES))
+    seen: list[str] = []
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = app.query_one(ComposePane)
+        for _ in range(12):
+            await pilot.press("ctrl+n")
+            seen.append(str(app.query_one("#spec-status").render()))
+            await pilot.pause(0.02)
+        await wait_for(pilot, lambda: "✓ valid" in str(app.query_one("#spec-status").render()), 15, "valid")
+        seen.append(str(app.query_one("#spec-status").render()))
+        assert len(pane.query(ParamForm)) == 6
+    assert not [s for s in seen if "✗" in s], seen
+
+
+@sync
+async def test_targets_and_run_names_are_checked_as_they_are_typed(tmp_path: Path) -> None:
+    (tmp_path / "runs" / "taken").mkdir(parents=True)
+    (tmp_path / "runs" / "taken" / "events.jsonl").write_text("")
+    app = make_app(runs_dir=tmp_path / "runs", devices=list(DEVICES))
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = app.query_one(ComposePane)
+        await wait_for(pilot, lambda: "✓ valid" in str(app.query_one("#spec-status").render()), 15, "valid")
+        status = lambda: str(app.query_one("#spec-status").render())  # noqa: E731
+        cases = {"0,3,99x": "Target '99x' is not a class of dataset 'shapes'",
+                 "0,3,10": "Target 10 is not a class of dataset 'shapes'; use an index from 0 to 9",
+                 "squar": "Did you mean 'square'?"}
+        targets = pane.query_one("#run-targets", Input)
+        for typed, expected in cases.items():
+            targets.value = typed
+            await wait_for(pilot, lambda: expected in status(), 5, expected)
+            assert targets.has_class("-bad")
+        targets.value = "0,square,9"
+        await wait_for(pilot, lambda: "✓ valid" in status(), 5, "names and indices accepted")
+        name = pane.query_one("#run-name", Input)
+        for typed, expected in {"../escape": "plain folder name", "a/b": "plain folder name",
+                                "taken": "already exists"}.items():
+            name.value = typed
+            await wait_for(pilot, lambda: expected in status(), 5, expected)
+            assert name.has_class("-bad")
+            await pilot.press("ctrl+r")
+            assert not app.views  # refused before anything is launched
+        name.value = "fine-name"
+        await wait_for(pilot, lambda: "✓ valid" in status(), 5)
+
+
+def test_shapes_metadata_lists_the_generator_s_classes() -> None:
+    from demtui.plugins.datasets import SHAPES
+    from demtui.plugins.datasets.shapes_gen import SHAPE_CLASSES
+
+    assert SHAPES == SHAPE_CLASSES
