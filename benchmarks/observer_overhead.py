@@ -16,6 +16,13 @@ medians of:
 
 `--light` shrinks the quickstart (fewer attack iterations and defense epochs) for a quick
 look. Prints a Markdown table for docs/benchmarks.md with the machine's load average.
+
+    uv run python benchmarks/observer_overhead.py --replay RUN_DIR
+
+measures each observer alone, in a fresh process, on a finished run's events (a copy of
+the run directory): the first event (importing the tracker and starting its run), every
+other event, and close, in wall and CPU time of the thread that ran them. That work is
+what the observer thread adds to a run, independent of how loaded the machine is.
 """
 
 from __future__ import annotations
@@ -59,11 +66,66 @@ def once(out: Path, extra: list[str], env: dict[str, str]) -> dict[str, float]:
     return {"run": _run_seconds(out), "wall": wall, "cpu": cpu}
 
 
+def replay_one(name: str, run_dir: Path) -> dict[str, float]:
+    """One observer over a copy of ``run_dir``'s events in this process: seconds per phase."""
+    import shutil
+
+    from demtui.observers import ObserverContext
+    from demtui.registry import get_registry
+
+    events = [json.loads(x) for x in (run_dir / "events.jsonl").read_text().splitlines() if x.strip()]
+    copy = Path(tempfile.mkdtemp()) / run_dir.name
+    shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns("tensorboard", "mlruns", "wandb", "run.lock"))
+    source = get_registry().get("observer", name)
+    out: dict[str, float] = {"events": len(events)}
+    w0, c0 = time.perf_counter(), time.thread_time()
+    observer = source.load()(source.params.defaults(), ObserverContext(run_dir=copy, name=name))
+    observer.on_event(events[0])
+    w1, c1 = time.perf_counter(), time.thread_time()
+    for event in events[1:]:
+        observer.on_event(event)
+    w2, c2 = time.perf_counter(), time.thread_time()
+    observer.close("finished")
+    w3, c3 = time.perf_counter(), time.thread_time()
+    out.update(first_wall=w1 - w0, first_cpu=c1 - c0, rest_wall=w2 - w1, rest_cpu=c2 - c1, close_wall=w3 - w2,
+               close_cpu=c3 - c2)
+    shutil.rmtree(copy.parent, ignore_errors=True)
+    return out
+
+
+def replay(run_dir: Path) -> None:
+    print(f"Each observer alone on {run_dir.name}'s events, fresh process, {os.cpu_count()} CPUs, load average "
+          f"{os.getloadavg()[0]:.1f}\n")
+    print("| observer | first event: import + start (wall / CPU) | other events (wall / CPU, per event) "
+          "| close (wall / CPU) |")
+    print("|---|---|---|---|")
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "WANDB_MODE", "WANDB_API_KEY")}
+    for name in ("tensorboard", "mlflow", "wandb"):
+        proc = subprocess.run([sys.executable, __file__, "--replay-one", name, str(run_dir)], capture_output=True,
+                              text=True, env=env)
+        if proc.returncode != 0:
+            print(f"| {name} | failed: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else '?'} | | |")
+            continue
+        r = json.loads(proc.stdout.strip().splitlines()[-1])
+        n = max(1, int(r["events"]) - 1)
+        print(f"| {name} | {r['first_wall']:.2f} s / {r['first_cpu']:.2f} s | {r['rest_wall']:.2f} s / "
+              f"{r['rest_cpu']:.2f} s ({1e3 * r['rest_cpu'] / n:.2f} ms CPU) | {r['close_wall']:.2f} s / "
+              f"{r['close_cpu']:.2f} s |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--light", action="store_true", help="a smaller quickstart (see the module docstring)")
+    parser.add_argument("--replay", type=Path, help="time each observer alone on this finished run's events")
+    parser.add_argument("--replay-one", nargs=2, metavar=("NAME", "RUN_DIR"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.replay_one:
+        print(json.dumps(replay_one(args.replay_one[0], Path(args.replay_one[1]))))
+        return
+    if args.replay:
+        replay(args.replay)
+        return
     base = LIGHT if args.light else []
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "WANDB_MODE", "WANDB_API_KEY")}
     env.setdefault("OMP_NUM_THREADS", "1")

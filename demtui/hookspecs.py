@@ -78,7 +78,7 @@ def demtui_observers() -> list[Any]:
 
 @hookspec
 def demtui_run_event(event: dict[str, Any]) -> None:
-    """Observe a run: called in the run's process for every event it emits.
+    """Observe a run: called in the run's process, on its observer thread, for every event it emits.
 
     :param event: the JSON-ready event dict exactly as written to ``events.jsonl``
         (see docs/events.md). Observers must not raise; a raising observer is

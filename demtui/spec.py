@@ -209,7 +209,7 @@ def _observers(names: Any, tables: Any, registry: "Registry") -> list[Choice]:
     if not isinstance(tables, dict):
         raise SpecError("Spec section 'observer' must hold one table per observer, e.g. [observer.tensorboard].")
     by_name: dict[str, dict[str, Any]] = {}
-    for key, value in tables.items():
+    for key, value in sorted(tables.items(), key=lambda kv: "." in str(kv[0])):  # --set's dotted keys win
         name, dot, param = str(key).partition(".")
         if dot:  # from --set observer.NAME.param=value
             by_name.setdefault(name, {})[param] = value

@@ -122,14 +122,19 @@ RUN_COLUMNS = (("CAcc before", "cacc_before"), ("CAcc after", "cacc_after"), ("Î
 ALL = "all"
 
 
-def render(table: Table, fmt: str) -> str:
-    """One table in ``md``, ``csv`` or ``tex`` (LaTeX booktabs)."""
-    writers = {"md": to_markdown, "csv": to_csv, "tex": to_latex}
-    if fmt not in writers:
+def check_format(fmt: str) -> str:
+    """``fmt`` if it is one of FORMATS, else one sentence (SpecError) naming the closest."""
+    if fmt not in FORMATS:
         from demtui.errors import SpecError, did_you_mean
 
         raise SpecError(f"Unknown format '{fmt}'." + did_you_mean(fmt, FORMATS) + f" Use one of {', '.join(FORMATS)}.")
-    return writers[fmt](table)
+    return fmt
+
+
+def render(table: Table, fmt: str) -> str:
+    """One table in ``md``, ``csv`` or ``tex`` (LaTeX booktabs)."""
+    writers = {"md": to_markdown, "csv": to_csv, "tex": to_latex}
+    return writers[check_format(fmt)](table)
 
 
 def _num(value: Any) -> float | None:

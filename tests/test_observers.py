@@ -307,3 +307,39 @@ def test_wandb_goes_online_only_with_a_key_and_honours_wandb_mode(monkeypatch: p
     assert choose_mode("auto") == "online"
     monkeypatch.setenv("WANDB_MODE", "disabled")
     assert choose_mode("auto") == "disabled" and choose_mode("offline") == "offline"
+
+
+@pytest.mark.slow
+def test_a_seed_sweep_nests_its_mlflow_runs_and_reports_mean_and_std(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through the CLI: two seeds, one MLflow parent run, and report --format csv over the real runs."""
+    import csv
+    import io
+
+    from mlflow.tracking import MlflowClient
+
+    _clean(monkeypatch, tmp_path)
+    monkeypatch.chdir(tmp_path)
+    grid = tmp_path / "grid"
+    tiny = TINY[:TINY.index("defense.epochs=1") - 1]  # the same budget, without the defense's settings
+    res = CliRunner().invoke(app, ["run", "--headless", "--quiet", "--json", "--device", "cpu", "--out", str(grid),
+                                   *tiny, "--defense", "none", "--sweep", "run.seed=0,1", "--observer", "mlflow"])
+    assert res.exit_code == 0, res.output
+    client = MlflowClient((grid / "mlruns").as_uri())
+    runs = client.search_runs([client.get_experiment_by_name("demtui").experiment_id])
+    [parent] = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert parent.info.run_name == "grid" and sorted(r.data.params["run.seed"] for r in children) == ["0", "1"]
+    report = CliRunner().invoke(app, ["report", str(grid), "--format", "csv"])
+    assert report.exit_code == 0, report.output
+    rows = list(csv.DictReader(io.StringIO(report.output)))
+    srs = [json.loads((grid / f"run.seed={s}" / "results.json").read_text())["summary"]["sr_before"] for s in (0, 1)]
+    assert rows[0]["Target"] == "all" and rows[0]["Runs"] == "2/2"
+    assert float(rows[0]["SR before"]) == pytest.approx(sum(srs) / 2)
+    assert float(rows[0]["SR before std"]) == pytest.approx(abs(srs[0] - srs[1]) / 2 ** 0.5)
+
+
+def test_wandb_reinit_matches_the_installed_version() -> None:
+    from demtui.plugins.observers.wandb_obs import _reinit
+
+    assert _reinit("0.31.0") == "create_new" and _reinit("0.16.6") is True and _reinit("1.0.0rc1") == "create_new"

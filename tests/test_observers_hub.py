@@ -118,3 +118,45 @@ def test_a_failure_while_closing_goes_to_stderr_not_after_the_last_event(capsys:
     hub.close()
     assert written[-1]["type"] == "run_cancelled"
     assert "observer 'x' failed (OSError: disk full) and was detached" in capsys.readouterr().err
+
+
+def test_the_observer_thread_is_nicer_than_the_run() -> None:
+    import os
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("per-thread niceness is Linux's")
+    seen: dict[str, int] = {}
+
+    class Nice(Recorder):
+        def on_event(self, event: dict[str, Any]) -> None:
+            seen["nice"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    hub = ObserverHub({"n": Nice()})
+    bus, _ = _bus(hub)
+    bus.emit("run_finished", summary={}, seconds=1.0)
+    hub.close()
+    assert seen["nice"] > os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+
+def test_the_shared_mapping_hand_computed(tmp_path: Any) -> None:
+    from demtui.observers.mapping import Histogram, Mapper, Scalar, flatten
+
+    m = Mapper(tmp_path)
+    m.feed({"type": "run_started", "spec": {"run": {"targets": [1, 2], "seed": 0}, "attack": {"name": "df-uap"}}})
+    assert m.params() == {"run.targets": "1,2", "run.seed": 0, "attack.name": "df-uap"}
+    steps = []
+    for event in ({"type": "progress", "stage": "attack", "done": 5, "info": {"loss": 2.0, "note": "x"}},
+                  {"type": "progress", "stage": "attack", "done": 10, "info": {"loss": 1.0}},
+                  {"type": "result", "phase": "attack", "target": "1", "metrics": {"sr": 0.5, "aacc": None}},
+                  {"type": "progress", "stage": "attack", "done": 10, "info": {"loss": 3.0}}):  # target 2 restarts
+        steps += [(r.tag, r.step, r.value) for r in m.feed(event) if isinstance(r, Scalar)]
+    assert steps == [("attack/loss", 5, 2.0), ("attack/loss", 10, 1.0), ("sr/before/target_1", 0, 0.5),
+                     ("attack/loss", 20, 3.0)]
+    [h] = m.feed({"type": "entropy", "phase": "after", "role": "deep2", "source": "clean", "target": None,
+                  "mean": 1.5, "bins": 2, "lo": 1.0, "hi": 2.0, "counts": [1, 1]})
+    assert isinstance(h, Histogram) and (h.tag, h.step, h.edges, h.num) == ("entropy/deep2/clean", 1, [1.0, 1.5, 2.0], 2)
+    assert h.sums() == (3.0, 1.25 ** 2 + 1.75 ** 2)  # mean × n; squares of the bin centres
+    final = m.feed({"type": "run_finished", "summary": {"sr_before": 0.5, "mode": "targeted", "sr_after": None}})
+    assert [(r.tag, r.value) for r in final] == [("final/sr_before", 0.5)]
+    assert flatten({"a": {"b": None, "c": [1]}}) == {"a.b": "", "a.c": "1"}

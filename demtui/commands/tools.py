@@ -43,7 +43,7 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run directory, a grid
     if fmt is not None:
         from demtui import tables
 
-        tables.render(tables.Table(["x"], []), fmt)  # an unknown format fails before any file is read
+        tables.check_format(fmt)  # an unknown format fails before any file is read
         if (run_dir / "reproduce.json").exists():
             from demtui.reproduce.render import rebuild as rebuild_reproduction
 

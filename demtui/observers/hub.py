@@ -120,6 +120,7 @@ class ObserverHub:
 
     # -- the observer thread -----------------------------------------------------------
     def _loop(self) -> None:
+        _lower_priority()
         while True:
             item = self._queue.get()
             if isinstance(item, _Stop):
@@ -140,3 +141,19 @@ class ObserverHub:
             text = ((str(exc).strip().splitlines() or [""])[0]).rstrip(".") or "no message"
             self.note(f"observer '{name}' failed ({type(exc).__name__}: {text}) and was detached; the run goes "
                       "on and its own files are complete")
+
+
+#: How much nicer (Linux niceness) the observer thread, and any process a tracker starts from
+#: it (W&B's service), is than the run: on a busy machine the stages get the CPU first.
+NICENESS = 10
+
+
+def _lower_priority() -> None:
+    """Make this thread (on Linux, a thread is its own schedulable task) yield the CPU to the run."""
+    import os
+
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + NICENESS))
+    except (AttributeError, OSError):  # not Linux, or not allowed: the thread keeps the run's priority
+        pass

@@ -51,7 +51,7 @@ class WandbObserver:
         self.run = wandb.init(project=str(self.params.get("project") or "demtui"),
                               entity=str(self.params.get("entity") or "") or None, name=self.ctx.run_dir.name,
                               dir=str(self.dir), mode=self.mode, group=self.group, config=self.mapper.params(),
-                              reinit="create_new", settings=wandb.Settings(silent=True, console="off"))
+                              reinit=_reinit(wandb.__version__), settings=wandb.Settings(silent=True, console="off"))
 
     def on_event(self, event: dict[str, Any]) -> None:
         records = self.mapper.feed(event)
@@ -98,3 +98,12 @@ class WandbObserver:
     def close(self, status: str) -> None:
         if self.run is not None:
             self.run.finish(exit_code=0 if status == "finished" else 1)
+
+
+def _reinit(version: str) -> object:
+    """A new run even when the user's process has one open: "create_new" since wandb 0.19, True before."""
+    try:
+        major, minor = (int(p) for p in version.split(".")[:2])
+    except ValueError:
+        return "create_new"
+    return "create_new" if (major, minor) >= (0, 19) else True
