@@ -14,7 +14,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from rich.text import Text
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
@@ -33,7 +32,7 @@ from demtui.tui.history_pane import HistoryPane
 from demtui.tui.prompt import PromptBar
 from demtui.tui.runinfo import is_run_dir
 from demtui.tui.runview import RunView
-from demtui.tui.watch_pane import STATUS_STYLE, WatchPane
+from demtui.tui.watch_pane import WatchPane
 
 POLL_SECONDS = 0.2
 
@@ -74,8 +73,8 @@ class DemtuiApp(App[None]):
         Binding("1", "show_tab('compose')", show=False),
         Binding("2", "show_tab('watch')", show=False),
         Binding("3", "show_tab('history')", show=False),
-        Binding("f1,question_mark", "help", "Help"),
-        Binding("ctrl+t", "toggle_theme", "Theme"),
+        Binding("f1,question_mark", "help", "Help", key_display="F1"),
+        Binding("ctrl+t", "toggle_theme", "Theme", show=False),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
 
@@ -113,7 +112,7 @@ class DemtuiApp(App[None]):
             with TabPane("History F4", id="history"):
                 yield HistoryPane(self.runs_dir, id="history-pane")
         yield PromptBar(id="prompt-bar")
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_ready(self) -> None:
         self.ready_after = time.perf_counter() - self._started  # first frame on screen
@@ -135,6 +134,8 @@ class DemtuiApp(App[None]):
             self.detect_devices()
         for path in self._open_paths:
             self.open_run(path)
+        self.restore_queue()
+        self.adopt_live_runs()
         self.query_one(HistoryPane).rescan()
 
     @work(thread=True, exit_on_error=False)
@@ -209,12 +210,7 @@ class DemtuiApp(App[None]):
     def _redraw(self) -> None:
         watch = self.query_one(WatchPane)
         if self.dirty:
-            entries = []
-            for key, view in self.views.items():
-                status, _ = self.status_of(key)
-                entries.append((key, Text.assemble(("● ", STATUS_STYLE.get(status, "")), view.name,
-                                                   (f"\n  {status}", "dim"))))
-            watch.set_runs(entries)
+            watch.set_runs([(key, view.name, self.status_of(key)[0]) for key, view in self.views.items()])
         if watch.key in self.views:
             h = self.handles.get(watch.key)
             status, note = self.status_of(watch.key)
@@ -380,12 +376,77 @@ class DemtuiApp(App[None]):
             return
         from demtui.tui.dialogs import QuitScreen
 
+        queued = [h for h in active if h.status == QUEUED]
+
         def chosen(choice: str | None) -> None:
+            if choice == "keep":
+                save_queue(self.runs_dir, queued)
             if choice in ("cancel", "keep"):
                 self.executor.shutdown(cancel=choice == "cancel")
                 self.exit()
 
-        self.push_screen(QuitScreen(len(active)), chosen)
+        self.push_screen(QuitScreen(len(active) - len(queued), len(queued)), chosen)
+
+    @work(thread=True, exit_on_error=False, group="adopt")
+    def adopt_live_runs(self) -> None:
+        """On start, Watch follows the runs still going from an earlier session (their pids are alive)."""
+        from demtui.tui.runinfo import live_runs
+
+        found = live_runs(self.runs_dir)
+        if found:
+            self.call_from_thread(self._adopt, [i.path for i in found])
+
+    def _adopt(self, paths: list[Path]) -> None:
+        keys = [self.follow(path) for path in paths]
+        watch = self.query_one(WatchPane)
+        if watch.key is None and keys:
+            watch.select(keys[0])
+        self.notify(f"Watching {len(paths)} run(s) still going from an earlier session.", title="Watch")
+
+    def restore_queue(self) -> None:
+        """Runs queued when the last session quit with 'keep': queue them again."""
+        entries = take_queue(self.runs_dir)
+        for entry in entries:
+            run_dir = Path(entry["run_dir"])
+            try:
+                handle = self.executor.submit(None, run_dir, device=str(entry.get("device", "auto")),
+                                              resume=bool(entry.get("resume")))
+            except (OSError, RuntimeError) as exc:
+                self.notify(f"{run_dir.name}: {exc}", title="Queue", severity="error")
+                continue
+            self.handles[self.follow(run_dir)] = handle
+        if entries:
+            self.notify(f"{len(entries)} run(s) queued in the last session are queued again.", title="Queue")
+
+
+QUEUE_FILE = ".demtui-queue.json"
+
+
+def save_queue(runs_dir: Path, handles: list[RunHandle]) -> None:
+    """Queued runs survive quitting: their directories (with submitted.toml) and devices."""
+    import json
+
+    if not handles:
+        return
+    from demtui.store import atomic_write_text
+
+    entries = [{"run_dir": str(h.run_dir.resolve()), "device": h.device, "resume": h.resume} for h in handles]
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(runs_dir / QUEUE_FILE, json.dumps(entries, indent=1))
+
+
+def take_queue(runs_dir: Path) -> list[dict[str, Any]]:
+    """The saved queue (removed once read, so it is restored once)."""
+    import json
+
+    path = runs_dir / QUEUE_FILE
+    try:
+        entries = json.loads(path.read_text(encoding="utf-8"))
+        path.unlink()
+    except (OSError, ValueError):
+        return []
+    return [e for e in entries if isinstance(e, dict) and isinstance(e.get("run_dir"), str)
+            and Path(e["run_dir"]).is_dir()] if isinstance(entries, list) else []
 
 
 def make_app(**kwargs: Any) -> DemtuiApp:

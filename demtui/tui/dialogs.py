@@ -48,23 +48,27 @@ class HelpScreen(ModalScreen[None]):
 
 
 class QuitScreen(ModalScreen[str]):
-    """Runs are still going: cancel them, leave them running, or stay."""
+    """Runs are still going: leave them (queued ones saved for next time), cancel them, or stay."""
 
     BINDINGS = [Binding("escape", "choose('stay')", "Stay"), Binding("c", "choose('cancel')", "Cancel runs"),
                 Binding("k", "choose('keep')", "Keep running")]
 
-    def __init__(self, active: int) -> None:
+    def __init__(self, running: int, queued: int = 0) -> None:
         super().__init__()
-        self.active = active
+        self.running, self.queued = running, queued
 
     def compose(self) -> ComposeResult:
         with Vertical(id="quit-box"):
-            yield Label(f"{self.active} run(s) are still queued or running.")
-            yield Label("Queued runs are dropped either way; running ones can keep going and be reopened later.")
+            parts = [f"{self.running} run(s) running"] + ([f"{self.queued} queued"] if self.queued else [])
+            yield Label(" and ".join(parts) + ".", classes="quit-text", id="quit-count")
+            yield Label("k: running runs keep going (reopen them later: they appear in Watch on the next start)"
+                        + ("; queued runs are saved and start again when demtui next opens." if self.queued else "."),
+                        classes="quit-text")
+            yield Label("c: cancel every run (finished stages are kept; r resumes them later).", classes="quit-text")
             with Horizontal(id="quit-buttons"):
-                yield Button("Keep running [k]", id="keep", variant="primary")
-                yield Button("Cancel them [c]", id="cancel", variant="error")
-                yield Button("Stay [esc]", id="stay")
+                yield Button("k Keep", id="keep", variant="primary", compact=True)
+                yield Button("c Cancel all", id="cancel", variant="error", compact=True)
+                yield Button("Esc Stay", id="stay", compact=True)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.dismiss(event.button.id or "stay")

@@ -20,6 +20,14 @@ STATUS_STYLE = {"finished": "green", "failed": "red", "cancelled": "magenta", "r
                 "incomplete": "yellow", "unreadable": "red", "empty": "dim"}
 
 
+NAME_WIDTH = 22
+
+
+def compact_pair(info: RunInfo, metric: str) -> str:
+    """'0.875→0.025' (the detail line below the table has the long form)."""
+    return info.pair(f"{metric}_before", f"{metric}_after").replace(" → ", "→")
+
+
 def started_text(t: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(t)) if t else "—"
 
@@ -47,10 +55,9 @@ class HistoryPane(Vertical):
 
     def on_mount(self) -> None:
         table = self.query_one("#history-table", DataTable)
-        for label, key in (("✓", "mark"), ("Run", "run"), ("Status", "status"), ("SR before → after", "sr"),
-                           ("AAcc before → after", "aacc"), ("CAcc before → after", "cacc"), ("Model", "model"),
-                           ("Dataset", "dataset"), ("Attack", "attack"), ("Defense", "defense"),
-                           ("Started", "started")):
+        for label, key in (("✓", "mark"), ("Run", "run"), ("Status", "status"), ("SR → after", "sr"),
+                           ("AAcc → after", "aacc"), ("CAcc → after", "cacc"), ("Attack → defense", "pair"),
+                           ("Model", "model"), ("Dataset", "dataset"), ("Started", "started")):
             table.add_column(label, key=key)
 
     # -- scanning (in a thread: many runs must not stall the UI) ---------------------------
@@ -74,11 +81,11 @@ class HistoryPane(Vertical):
 
     def _cells(self, info: RunInfo) -> tuple[Any, ...]:
         mark = Text("✓", style="bold green") if str(info.path) in self.marked else ""
-        return (mark, info.name, Text(info.status, style=STATUS_STYLE.get(info.status, "")),
-                info.pair("sr_before", "sr_after"), info.pair("aacc_before", "aacc_after"),
-                info.pair("cacc_before", "cacc_after"), info.component("model"), info.component("dataset"),
-                info.component("attack"), info.component("defense"),
-                started_text(info.started))
+        name = info.name if len(info.name) <= NAME_WIDTH else info.name[:NAME_WIDTH - 1] + "…"
+        return (mark, name, Text(info.status, style=STATUS_STYLE.get(info.status, "")),
+                compact_pair(info, "sr"), compact_pair(info, "aacc"), compact_pair(info, "cacc"),
+                f"{info.component('attack')} → {info.component('defense')}", info.component("model"),
+                info.component("dataset"), started_text(info.started))
 
     def _detail(self, text: Text | str) -> None:
         self.query_one("#history-detail", Static).update(text)
@@ -93,8 +100,12 @@ class HistoryPane(Vertical):
     def _highlighted(self) -> None:
         info = self.current()
         if info is not None:
-            hint = f"{info.path}" + (f" — {info.problem}" if info.problem else "")
-            self._detail(Text(hint, style="red" if info.problem else "dim"))
+            text = Text(f"{info.name}: {info.component('model')} on {info.component('dataset')} · "
+                        f"{info.component('attack')} → {info.component('defense')} · SR "
+                        f"{info.pair('sr_before', 'sr_after')} · started {started_text(info.started)}\n", style="dim")
+            text.append(f"{info.path}" + (f" — {info.problem}" if info.problem else ""),
+                        style="red" if info.problem else "dim")
+            self._detail(text)
 
     @on(DataTable.RowSelected, "#history-table")
     def _open(self) -> None:
