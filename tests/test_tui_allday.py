@@ -283,3 +283,71 @@ def test_histograms_share_one_x_range() -> None:
     assert rebin((1, 2), 0.0, 1.0, 0.0, 1.0, 2) == (1, 2)
     assert axis_line(8.4, 10.2, 40, 40).startswith("8.4") and axis_line(8.4, 10.2, 40, 40).endswith("10.2")
     assert axis_line(8.4, 10.2, 12, 12).endswith("10.2")  # the end label is never cut
+
+
+@sync
+async def test_filter_sort_zoom_report_uaps_and_copy_command(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from demtui.tui.extras import PickerScreen, ReportScreen, UapScreen
+
+    runs = tmp_path / "runs"
+    full = write_sample_run(runs / "sample-full")
+    write_sample_run(runs / "sample-weak", strength=0.3, attack="fgsm-uap")
+    write_sample_run(runs / "other-live", stop_after="analyse")
+    (full / "report.md").write_text("# demtui report\n\n| Metric | Before | After |\n|---|---|---|\n| SR | 0.9 | 0.02 |\n")
+    (full / "artifacts").mkdir()
+    Image.new("RGB", (8, 8), (200, 30, 30)).save(full / "artifacts" / "uap_attack_1.png")
+    app = make_app(runs_dir=runs, devices=list(DEVICES))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("f4")
+        history = app.query_one(HistoryPane)
+        await wait_for(pilot, lambda: len(history.infos) == 3, 10, "scan")
+        await pilot.press("slash", *"fgsm")
+        assert [i.name for i in history.infos] == ["sample-weak"]
+        await pilot.press("enter", "slash", "ctrl+u", "enter")  # clear the filter (ctrl+u empties the field)
+        await wait_for(pilot, lambda: len(history.infos) == 3, 5, "unfiltered")
+        await pilot.press("s")  # sort by SR after: the live run (no SR after yet) first, ascending
+        assert history.infos[0].name == "other-live"
+        await pilot.press("z")
+        assert app.screen.maximized is app.query_one("#history-table")
+        await pilot.press("z")
+        assert app.screen.maximized is None
+        history.query_one("#history-table").move_cursor(row=[i.name for i in history.infos].index("sample-full"))
+        await pilot.press("m")
+        assert isinstance(app.screen, ReportScreen)
+        await pilot.press("escape", "u")
+        assert isinstance(app.screen, UapScreen)
+        assert "▀" in str(app.screen.query_one("#uap-image").render())
+        await pilot.press("escape", "y")
+        await wait_for(pilot, lambda: any("demtui run --headless" in n.message for n in app._notifications), 5)
+        command = [n.message for n in app._notifications if "demtui run" in n.message][-1]
+        assert "--model smallcnn" in command and "--attack df-uap" in command and f"--out {full}" in command
+        # Watch: / filters the run list
+        for name in ("sample-full", "sample-weak"):
+            app.open_run(runs / name)
+        await pilot.pause(0.3)
+        await pilot.press("f3", "slash", *"weak", "enter")
+        await pilot.pause(0.3)
+        assert [o.id for o in app.query_one("#run-list").options] == [str((runs / "sample-weak").resolve())]
+        # the picker: Ctrl+O, Ctrl+B, choose a file
+        spec = tmp_path / "picked.toml"
+        spec.write_text('[attack]\nname = "df-uap"\n')
+        await pilot.press("f2", "ctrl+o", *str(tmp_path) + "/", "ctrl+b")
+        assert isinstance(app.screen, PickerScreen)
+        app.screen.dismiss(str(spec))
+        await pilot.pause(0.2)
+        assert app.query_one("#prompt-input", Input).value == str(spec)
+
+
+def test_cli_command_names_only_what_differs_from_the_defaults() -> None:
+    from demtui.tui.extras import cli_command
+
+    spec = {"run": {"targets": [1, 2], "device": "cpu", "eval_samples": 100, "seed": 0},
+            "model": {"name": "smallcnn", "width": 16}, "dataset": {"name": "shapes"},
+            "attack": {"name": "df-uap", "iterations": 10}, "defense": {"name": "none"}, "victim": {"epochs": 5}}
+    defaults = {"run": {"eval_samples": 1000, "seed": 0}, "model": {"width": 16}, "attack": {"iterations": 200},
+                "victim": {"epochs": 5}}
+    assert cli_command(spec, Path("runs/x"), defaults) == (
+        "demtui run --headless --model smallcnn --dataset shapes --attack df-uap --defense none "
+        "--targets 1,2 --device cpu --set run.eval_samples=100 --set attack.iterations=10 --out runs/x")

@@ -75,6 +75,7 @@ class DemtuiApp(App[None]):
         Binding("3", "show_tab('history')", show=False),
         Binding("f1,question_mark", "help", "Help", key_display="F1"),
         Binding("ctrl+t", "toggle_theme", "Theme", show=False),
+        Binding("z", "zoom", "Zoom", show=False),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
 
@@ -357,6 +358,38 @@ class DemtuiApp(App[None]):
         from demtui.tui.dialogs import HelpScreen
 
         self.push_screen(HelpScreen())
+
+    def action_zoom(self) -> None:
+        """One key maximises the pane in view (plots, tables, the form); again restores it."""
+        screen = self.screen
+        if screen.maximized is not None:
+            screen.minimize()
+            return
+        tab = self.query_one("#main-tabs", TabbedContent).active
+        target = {"compose": "#form-scroll", "watch": "#watch-tabs", "history": "#history-table"}.get(tab)
+        if target and screen is self.screen_stack[0]:
+            screen.maximized = self.query_one(target)
+
+    # -- run extras: report, UAPs, the CLI command -----------------------------------------
+    def show_report(self, run_dir: Path) -> None:
+        from demtui.tui.extras import ReportScreen
+
+        self.push_screen(ReportScreen(run_dir / "report.md"))
+
+    def show_uaps(self, run_dir: Path) -> None:
+        from demtui.tui.extras import UapScreen
+
+        self.push_screen(UapScreen(run_dir))
+
+    def copy_command(self, spec: dict[str, Any], out: Path | None) -> str:
+        """Copy the equivalent `demtui run` command (OSC 52) and show it, for terminals without a clipboard."""
+        from demtui.tui.extras import cli_command, resolved_defaults
+
+        defaults = resolved_defaults(spec, self.registry) if self.registry is not None else {}
+        command = cli_command(spec, out, defaults)
+        self.copy_to_clipboard(command)
+        self.notify(command, title="Copied the CLI command", timeout=12)
+        return command
 
     def action_toggle_theme(self) -> None:
         self.theme = "textual-light" if self.current_theme.dark else "textual-dark"

@@ -60,6 +60,7 @@ class ComposePane(Horizontal):
         Binding("ctrl+s", "save", "Save spec"),
         Binding("ctrl+o", "load", "Load spec"),
         Binding("ctrl+n", "reset", "Quickstart"),
+        Binding("ctrl+y", "copy_command", "Copy CLI", show=False),
     ]
 
     def __init__(self, registry: Registry | None, registry_error: str, devices: list[Device], *,
@@ -396,6 +397,15 @@ class ComposePane(Horizontal):
             self.notify(self.last_error, title="Cannot launch", severity="error")
             return
         self.app.launch_spec(spec, self.run_name(spec))  # type: ignore[attr-defined]
+
+    def action_copy_command(self) -> None:
+        spec = self.validate_spec()
+        if spec is None:
+            self.notify(self.last_error, title="Cannot copy", severity="error")
+            return
+        name = self.query_one("#run-name", Input).value.strip()
+        runs_dir = getattr(self.app, "runs_dir", Path("runs"))
+        self.app.copy_command(spec.to_dict(), runs_dir / name if name else None)  # type: ignore[attr-defined]
 
     def action_save(self) -> None:
         spec = self.validate_spec()

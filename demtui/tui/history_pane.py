@@ -23,6 +23,19 @@ STATUS_STYLE = {"finished": "green", "failed": "red", "cancelled": "magenta", "r
 NAME_WIDTH = 22
 
 
+def _num(v: object) -> float:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and v == v else float("-inf")
+
+
+#: (label, key, reverse) cycled by `s`.
+SORTS = (("date", lambda i: (i.started or 0), True), ("SR after", lambda i: _num(i.summary.get("sr_after")), False),
+         ("status", lambda i: (i.status, -(i.started or 0)), False), ("name", lambda i: i.name, False))
+
+
+def haystack(info: RunInfo) -> str:
+    return " ".join([info.name, info.status, *(info.component(s) for s in ("model", "dataset", "attack", "defense"))]).lower()
+
+
 def compact_pair(info: RunInfo, metric: str) -> str:
     """'0.875→0.025' (the detail line below the table has the long form)."""
     return info.pair(f"{metric}_before", f"{metric}_after").replace(" → ", "→")
@@ -38,22 +51,32 @@ class HistoryPane(Vertical):
         Binding("c", "compare", "Compare"),
         Binding("e", "export", "Export MD+CSV"),
         Binding("f5", "rescan", "Rescan"),
+        Binding("slash", "filter", "Filter", show=False),
+        Binding("s", "sort", "Sort"),
+        Binding("m", "report", "Report", show=False),
+        Binding("u", "uaps", "UAPs", show=False),
+        Binding("y", "copy_command", "Copy CLI", show=False),
     ]
 
     def __init__(self, runs_dir: Path, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.runs_dir = runs_dir
-        self.infos: list[RunInfo] = []
+        self.infos: list[RunInfo] = []  # what the table shows (filtered, sorted)
+        self.all_infos: list[RunInfo] = []
         self.marked: set[str] = set()
+        self.filter_text = ""
+        self.sort_index = 0
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="history-top"):
             yield Label("Runs folder", classes="top-label")
             yield Input(str(self.runs_dir), id="runs-folder", compact=True)
+            yield Input(placeholder="/ filter: name, status, component…", id="history-filter", compact=True)
         yield DataTable(id="history-table", cursor_type="row", zebra_stripes=True)
         yield Static("", id="history-detail")
 
     def on_mount(self) -> None:
+        self.query_one("#history-filter").display = False
         table = self.query_one("#history-table", DataTable)
         for label, key in (("✓", "mark"), ("Run", "run"), ("Status", "status"), ("SR → after", "sr"),
                            ("AAcc → after", "aacc"), ("CAcc → after", "cacc"), ("Attack → defense", "pair"),
@@ -67,6 +90,15 @@ class HistoryPane(Vertical):
         self.app.call_from_thread(self._populate, infos)
 
     def _populate(self, infos: list[RunInfo]) -> None:
+        self.all_infos = infos
+        self._show()
+
+    def _show(self) -> None:
+        """Filter (every word must appear in the run's name, status or components) and sort."""
+        words = self.filter_text.lower().split()
+        infos = [i for i in self.all_infos if all(w in haystack(i) for w in words)]
+        label, key, reverse = SORTS[self.sort_index % len(SORTS)]
+        infos.sort(key=key, reverse=reverse)
         self.infos = infos
         table = self.query_one("#history-table", DataTable)
         cursor = table.cursor_row
@@ -76,7 +108,8 @@ class HistoryPane(Vertical):
         if infos:
             table.move_cursor(row=min(cursor, len(infos) - 1))
         folder = self.runs_dir
-        self._detail(Text(f"{len(infos)} run(s) in {folder.name or folder}" if folder.is_dir()
+        shown = f"{len(infos)} of {len(self.all_infos)}" if len(infos) != len(self.all_infos) else f"{len(infos)}"
+        self._detail(Text(f"{shown} run(s) in {folder.name or folder}, sorted by {label}" if folder.is_dir()
                           else f"{folder} does not exist yet; runs you launch will be created there.", style="dim"))
 
     def _cells(self, info: RunInfo) -> tuple[Any, ...]:
@@ -121,6 +154,25 @@ class HistoryPane(Vertical):
         self.rescan()
         self.query_one("#history-table").focus()
 
+    # -- filter and sort -----------------------------------------------------------------
+    def action_filter(self) -> None:
+        field = self.query_one("#history-filter", Input)
+        field.display = True
+        field.focus()
+
+    @on(Input.Changed, "#history-filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self.filter_text = event.value
+        self._show()
+
+    @on(Input.Submitted, "#history-filter")
+    def _filter_done(self) -> None:
+        self.query_one("#history-table").focus()
+
+    def action_sort(self) -> None:
+        self.sort_index += 1
+        self._show()
+
     # -- actions -------------------------------------------------------------------------
     def action_rescan(self) -> None:
         self.rescan()
@@ -134,6 +186,21 @@ class HistoryPane(Vertical):
         table = self.query_one("#history-table", DataTable)
         table.update_cell(key, "mark", Text("✓", style="bold green") if key in self.marked else "")
         table.move_cursor(row=min(table.cursor_row + 1, len(self.infos) - 1))
+
+    def action_report(self) -> None:
+        info = self.current()
+        if info is not None:
+            self.app.show_report(info.path)  # type: ignore[attr-defined]
+
+    def action_uaps(self) -> None:
+        info = self.current()
+        if info is not None:
+            self.app.show_uaps(info.path)  # type: ignore[attr-defined]
+
+    def action_copy_command(self) -> None:
+        info = self.current()
+        if info is not None and info.spec:
+            self.app.copy_command(info.spec, info.path)  # type: ignore[attr-defined]
 
     def chosen(self) -> list[RunInfo]:
         return [i for i in self.infos if str(i.path) in self.marked]

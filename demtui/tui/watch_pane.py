@@ -6,13 +6,14 @@ The pane renders a RunView (folded from events.jsonl by the app); it never reads
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import DataTable, Label, OptionList, ProgressBar, RichLog, Static, TabbedContent, TabPane
+from textual.widgets import DataTable, Input, Label, OptionList, ProgressBar, RichLog, Static, TabbedContent, TabPane
 from textual.widgets.option_list import Option
 
 from demtui.report import summary_rows
@@ -57,6 +58,10 @@ class WatchPane(Horizontal):
         Binding("s", "inner_tab('tab-results')", "SR table", show=False),
         Binding("p", "inner_tab('tab-loss')", "Loss plot", show=False),
         Binding("g", "inner_tab('tab-log')", "Log", show=False),
+        Binding("m", "report", "Report", show=False),
+        Binding("u", "uaps", "UAPs", show=False),
+        Binding("y", "copy_command", "Copy CLI", show=False),
+        Binding("slash", "filter", "Filter", show=False),
     ]
 
     def __init__(self, **kwargs: Any) -> None:
@@ -66,13 +71,16 @@ class WatchPane(Horizontal):
         self.target: str | None = None  # None: all targets
         self.loss_stage: str | None = None
         self.loss_pinned = False  # True once the user picked a curve with l
+        self.filter_text = ""
+        self._entries: list[tuple[str, str, str]] = []
         self._drawn: tuple[Any, ...] = ()
         self._rows: tuple[Any, ...] = ()
         self._log_written = 0
 
     def compose(self) -> ComposeResult:
         with Vertical(id="run-side"):
-            yield Label("Runs", classes="side-title")
+            yield Label("Runs  (/ filter)", classes="side-title")
+            yield Input(placeholder="filter runs", id="run-filter", compact=True)
             yield OptionList(id="run-list")
         with Vertical(id="watch-main"):
             yield Static("No run yet: launch one from Compose (F2), open one from History (F4) or press o.",
@@ -97,6 +105,7 @@ class WatchPane(Horizontal):
                     yield RichLog(id="log-pane", wrap=True, markup=False, max_lines=2000)
 
     def on_mount(self) -> None:
+        self.query_one("#run-filter").display = False
         self._target_columns("SR")
         self.query_one("#summary-table", DataTable).add_columns("Metric", "Before", "After")
         self.query_one("#run-problem").display = False
@@ -106,7 +115,10 @@ class WatchPane(Horizontal):
         """(key, name, status) per followed run; keeps the highlight where it was."""
         olist = self.query_one("#run-list", OptionList)
         width = max(8, olist.size.width - 3)
-        labels = [(key, self._label(name, status, width)) for key, name, status in entries]
+        self._entries = entries
+        words = self.filter_text.lower().split()
+        labels = [(key, self._label(name, status, width)) for key, name, status in entries
+                  if all(w in f"{name} {status}".lower() for w in words)]
         current = [o.id for o in olist.options]
         if current == [k for k, _ in labels]:
             for key, label in labels:
@@ -283,6 +295,35 @@ class WatchPane(Horizontal):
 
     def action_open_dir(self) -> None:
         self.app.action_open_dir()  # type: ignore[attr-defined]
+
+    def action_filter(self) -> None:
+        field = self.query_one("#run-filter", Input)
+        field.display = True
+        field.focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "run-filter":
+            self.filter_text = event.value
+            self.set_runs(self._entries)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "run-filter":
+            self.query_one("#run-list").focus()
+
+    def action_report(self) -> None:
+        if self.key:
+            self.app.show_report(Path(self.key))  # type: ignore[attr-defined]
+
+    def action_uaps(self) -> None:
+        if self.key:
+            self.app.show_uaps(Path(self.key))  # type: ignore[attr-defined]
+
+    def action_copy_command(self) -> None:
+        view = self.app.views.get(self.key) if self.key else None  # type: ignore[attr-defined]
+        if view is None or not view.spec:
+            self.notify("This run has no spec yet to copy.", title="Copy CLI", severity="warning")
+            return
+        self.app.copy_command(view.spec, Path(self.key))  # type: ignore[attr-defined,arg-type]
 
     def action_inner_tab(self, tab: str) -> None:
         self.query_one("#watch-tabs", TabbedContent).active = tab
