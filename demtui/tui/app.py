@@ -98,6 +98,7 @@ class DemtuiApp(App[None]):
         self.foreign_cancels: set[tuple[str, int | None]] = set()  # (run, pid) launched elsewhere, sent SIGTERM
         self.dirty: set[str] = set()
         self.follower = Follower()
+        self.grids: dict[str, Any] = {}  # grid folder → its driver process (launched here)
         self._resume_anyway: set[str] = set()
         self._open_paths = list(open_paths or [])
         if theme:
@@ -261,6 +262,26 @@ class DemtuiApp(App[None]):
                                                "crashed); finished stages are kept, r resumes it")
                 self.dirty.add(key)
 
+    def launch_sweep(self, spec: Any, name: str, sweeps: list[str], executor: str) -> Any:
+        """A grid: its driver (`demtui run --sweep`) runs in its own process; the grid view follows it."""
+        from demtui.tui.checks import check_run_name
+        from demtui.tui.grid_view import GridScreen, start_sweep
+
+        problem = check_run_name(name, self.runs_dir)
+        if problem:
+            self.notify(problem, title="Launch", severity="error")
+            return None
+        root = self.runs_dir / name
+        try:
+            proc = start_sweep(root, spec.to_toml(), sweeps, executor)
+        except OSError as exc:
+            self.notify(f"Cannot start the grid in {root}: {exc.strerror}", title="Launch", severity="error")
+            return None
+        self.grids[str(root.resolve())] = proc
+        self.notify(f"{name}: grid on executor '{executor}' ({'; '.join(sweeps)})", title="Launched")
+        self.push_screen(GridScreen(root))
+        return proc
+
     def poll_executor(self) -> None:
         for h in self.executor.poll():
             key = str(h.run_dir.resolve())
@@ -335,6 +356,11 @@ class DemtuiApp(App[None]):
 
     def open_run(self, path: Path) -> str | None:
         path = Path(path).expanduser()
+        from demtui.tui.grid_view import GridScreen, is_grid_dir
+
+        if is_grid_dir(path):
+            self.push_screen(GridScreen(path))
+            return str(path.resolve())
         if not is_run_dir(path):
             self.notify(f"{path} is not a demtui run directory (no events.jsonl, results.json or spec.toml).",
                         title="Open", severity="error")

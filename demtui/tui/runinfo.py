@@ -50,7 +50,8 @@ def _f(v: Any) -> str:
 
 
 def is_run_dir(path: Path) -> bool:
-    return path.is_dir() and any((path / n).exists() for n in ("events.jsonl", "results.json", "spec.toml", "submitted.toml"))
+    return path.is_dir() and any((path / n).exists() for n in ("events.jsonl", "results.json", "spec.toml", "submitted.toml",
+                                                               "sweep.json", "sweep-base.toml"))
 
 
 def scan_runs(root: Path) -> list[RunInfo]:
@@ -63,6 +64,8 @@ def scan_runs(root: Path) -> list[RunInfo]:
 
 def read_run_info(path: Path) -> RunInfo:
     info = RunInfo(path=path)
+    if (path / "sweep.json").exists() or (path / "sweep-base.toml").exists():
+        return _grid_info(info)
     for name in ("spec.toml", "submitted.toml"):
         try:
             info.spec = tomllib.loads((path / name).read_text(encoding="utf-8"))
@@ -100,6 +103,23 @@ def read_run_info(path: Path) -> RunInfo:
             info.started = path.stat().st_mtime
         except OSError:
             pass
+    return info
+
+
+def _grid_info(info: RunInfo) -> RunInfo:
+    """A grid folder: one row in History (Enter opens the grid view)."""
+    try:
+        data = json.loads((info.path / "sweep.json").read_text(encoding="utf-8"))
+        cells = [c for c in data.get("sweep", []) if isinstance(c, dict)]
+        done = sum(1 for c in cells if c.get("status") == "finished")
+        info.status = f"grid {done}/{len(cells)}"
+    except (OSError, ValueError, AttributeError):
+        info.status = "grid"
+    try:
+        info.spec = tomllib.loads((info.path / "spec.toml").read_text(encoding="utf-8"))
+        info.started = info.path.stat().st_mtime
+    except (OSError, tomllib.TOMLDecodeError):
+        pass
     return info
 
 
