@@ -18,7 +18,7 @@ from demtui.tui import grid_view
 from demtui.tui.app import make_app
 from demtui.tui.compose_pane import ComposePane
 from demtui.tui.grid_view import GridScreen, driver_command, matrix, read_grid
-from demtui.tui.sample import write_sample_run
+from demtui.tui.sample import write_sample_grid
 
 DEVICES = [Device("auto", "auto"), Device("cpu", "CPU")]
 
@@ -41,25 +41,7 @@ async def wait_for(pilot: Any, cond: Callable[[], Any], timeout: float = 20.0, w
 
 def write_grid(root: Path) -> Path:
     """A 2×2 grid as a driver leaves it: two finished cells, one failed, one running."""
-    axes = {"attack.name": ["df-uap", "fgsm-uap"], "defense.name": ["democratic", "none"]}
-    cells = []
-    states = {("df-uap", "democratic"): "finished", ("df-uap", "none"): "finished",
-              ("fgsm-uap", "democratic"): "failed", ("fgsm-uap", "none"): "running"}
-    for (attack, defense), status in states.items():
-        label = f"attack.name={attack},defense.name={defense}"
-        run = write_sample_run(root / label, attack=attack, defense=defense,
-                               strength=1.0 if defense == "democratic" else 0.5,
-                               **({} if status == "finished" else {"stop_after": "attack", "ending": "failed"
-                                                                  if status == "failed" else "running"}))
-        summary = json.loads((run / "results.json").read_text()).get("summary")
-        if defense == "none" and summary:
-            summary["sr_after"] = 0.6  # no defense: the attack still works
-        cells.append({"label": label, "values": {"attack.name": attack, "defense.name": defense},
-                      "status": status, "message": "CollapseError: the model collapsed" if status == "failed" else "",
-                      "summary": summary, "run_dir": str(run)})
-    (root / "sweep.json").write_text(json.dumps({"version": 2, "kind": "grid", "status": "running",
-                                                 "executor": "local", "axes": axes, "sweep": cells}))
-    return root
+    return write_sample_grid(root)
 
 
 def test_matrix_places_every_cell() -> None:

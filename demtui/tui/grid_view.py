@@ -137,10 +137,14 @@ def cell_text(cell: dict[str, Any] | None) -> Text:
         return Text("—", style="dim")
     status = str(cell.get("status", "pending"))
     mark, style = MARK.get(status, ("?", ""))
-    sr = (cell.get("summary") or {}).get("sr_after")
+    summary = cell.get("summary") or {}
+    sr = summary.get("sr_after")
     if isinstance(sr, (int, float)) and not isinstance(sr, bool):
         colour = "green" if sr <= 0.1 else "yellow" if sr <= 0.3 else "red"
         return Text.assemble((mark + " ", style), (f"{sr:.3f}", f"bold {colour}"))
+    before = summary.get("sr_before")
+    if status == "finished" and isinstance(before, (int, float)) and not isinstance(before, bool):
+        return Text.assemble((mark + " ", style), (f"{before:.3f}", "bold red"), (" no defense", "dim"))
     return Text(f"{mark} {status}", style=style or "dim")
 
 
