@@ -116,7 +116,7 @@ def matrix(grid: GridData) -> tuple[str, list[str], list[str], dict[tuple[int, i
     row_key, col_keys = keys[0], keys[1:]
     rows = [str(v) for v in grid.axes[row_key]]
     combos = list(itertools.product(*(grid.axes[k] for k in col_keys))) if col_keys else [()]
-    cols = [",".join(f"{k.split('.', 1)[1]}={v}" for k, v in zip(col_keys, combo)) for combo in combos] \
+    cols = [",".join(f"{axis_name(k)}={v}" for k, v in zip(col_keys, combo)) for combo in combos] \
         if col_keys else ["SR after"]
     where: dict[tuple[int, int], dict[str, Any]] = {}
     for cell in grid.cells:
@@ -129,6 +129,12 @@ def matrix(grid: GridData) -> tuple[str, list[str], list[str], dict[tuple[int, i
             continue
         where[(r, c)] = cell
     return row_key, rows, cols, where
+
+
+def axis_name(key: str) -> str:
+    """'defense.name' → 'defense'; 'attack.eps' → 'eps' (short column and row headers)."""
+    section, _, param = key.partition(".")
+    return section if param == "name" else param or section
 
 
 def cell_text(cell: dict[str, Any] | None) -> Text:
@@ -179,7 +185,7 @@ class GridScreen(Screen[None]):
         if shape != self._shape:
             self._shape = shape
             table.clear(columns=True)
-            table.add_column(row_key.split(".", 1)[-1] if row_key else "", key="row")
+            table.add_column(axis_name(row_key) if row_key else "", key="row")
             for i, col in enumerate(cols):
                 table.add_column(col, key=f"c{i}")
             for r, row in enumerate(rows):
