@@ -80,6 +80,7 @@ async def test_a_run_whose_process_died_shows_died_not_running(tmp_path: Path) -
     assert read_run_info(elsewhere).status == "running?"  # another host: cannot tell from here
     app = make_app(runs_dir=tmp_path / "runs", devices=list(DEVICES))
     async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.query("#watch-pane") and app.query("#history-pane"), 10, "panes mounted")
         key = app.open_run(dead)
         other = app.open_run(elsewhere)
         await wait_for(pilot, lambda: app.status_of(key)[0] == "died", 10, "died")
@@ -116,6 +117,7 @@ async def test_open_prompt_keeps_its_default_and_completes_paths(tmp_path: Path)
     write_sample_run(tmp_path / "runs" / "sample-one")
     app = make_app(runs_dir=tmp_path / "runs", devices=list(DEVICES))
     async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.query("#run-list"), 10, "Watch mounted")
         await pilot.press("f3", "o")
         field = app.query_one("#prompt-input", Input)
         assert app.focused is field and field.value == str(tmp_path / "runs") + "/"
@@ -239,6 +241,7 @@ async def test_loss_tab_follows_the_running_stage_and_inner_tabs_have_keys(tmp_p
     run = write_sample_run(tmp_path / "runs" / "live", stop_after="baseline")  # attack is running
     app = make_app(runs_dir=tmp_path / "runs", devices=list(DEVICES))
     async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.query("#watch-pane") and app.query("#history-pane"), 10, "panes mounted")
         key = app.open_run(run)
         watch = app.query_one("#watch-pane")
         await wait_for(pilot, lambda: app.views[key].losses.get("attack"), 10, "attack losses")

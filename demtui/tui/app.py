@@ -16,6 +16,7 @@ from typing import Any
 
 from textual import work
 from textual.app import App, ComposeResult
+from textual.lazy import Lazy
 from textual.binding import Binding
 from textual.css.query import NoMatches
 from textual.message import Message
@@ -98,7 +99,8 @@ class DemtuiApp(App[None]):
         self.foreign_cancels: set[tuple[str, int | None]] = set()  # (run, pid) launched elsewhere, sent SIGTERM
         self.dirty: set[str] = set()
         self.follower = Follower()
-        self.grids: dict[str, Any] = {}  # grid folder → its driver process (launched here)
+        self.grids: dict[str, Any] = {}
+        self.pending_select: str | None = None  # grid folder → its driver process (launched here)
         self._resume_anyway: set[str] = set()
         self._open_paths = list(open_paths or [])
         if theme:
@@ -109,10 +111,10 @@ class DemtuiApp(App[None]):
             with TabPane("Compose F2", id="compose"):
                 yield ComposePane(self.registry, self.registry_error, self.devices, id="compose-pane",
                                   loading=self._load_registry)
-            with TabPane("Watch F3", id="watch"):
-                yield WatchPane(id="watch-pane")
+            with TabPane("Watch F3", id="watch"):  # hidden at first: mounted after the first frame
+                yield Lazy(WatchPane(id="watch-pane"))
             with TabPane("History F4", id="history"):
-                yield HistoryPane(self.runs_dir, id="history-pane")
+                yield Lazy(HistoryPane(self.runs_dir, id="history-pane"))
         yield PromptBar(id="prompt-bar")
         yield Footer(compact=True, show_command_palette=False)
 
@@ -137,8 +139,7 @@ class DemtuiApp(App[None]):
         for path in self._open_paths:
             self.open_run(path)
         self.restore_queue()
-        self.adopt_live_runs()
-        self.query_one(HistoryPane).rescan()
+        self.adopt_live_runs()  # History scans when it mounts (just after the first frame)
 
     @work(thread=True, exit_on_error=False)
     def detect_devices(self) -> None:
@@ -222,8 +223,12 @@ class DemtuiApp(App[None]):
         self.dirty.clear()
 
     def select_run(self, key: str) -> None:
-        self.query_one(WatchPane).select(key)
         self.dirty.add(key)
+        try:
+            self.query_one(WatchPane).select(key)
+        except NoMatches:  # Watch mounts just after the first frame; it selects this run then
+            self.pending_select = key
+            return
         self.refresh_watch()
 
     # -- launching -----------------------------------------------------------------------
@@ -253,7 +258,7 @@ class DemtuiApp(App[None]):
 
         for key, view in self.views.items():
             h = self.handles.get(key)
-            if view.status != "running" or (h is not None and h.active):
+            if view.status != "running" or h is not None:  # launched here: the executor reports its end
                 continue
             if self.follower.idle_seconds(key, POLL_SECONDS) < 1.0:
                 continue  # still reading its file: the final event may be in the next batch
@@ -374,11 +379,22 @@ class DemtuiApp(App[None]):
     def action_show_tab(self, tab: str) -> None:
         self.query_one("#main-tabs", TabbedContent).active = tab
         focus = {"compose": "#registry-tree", "watch": "#run-list", "history": "#history-table"}[tab]
-        self.query_one(focus).focus()
+        self._focus_when_mounted(tab, focus)
+
+    def _focus_when_mounted(self, tab: str, selector: str, tries: int = 100) -> None:
+        """Watch and History mount just after the first frame: focus their widget once it is there."""
+        if self.query_one("#main-tabs", TabbedContent).active != tab:
+            return  # the user moved on
+        found = self.query(selector)
+        if found:
+            found.first().focus()
+        elif tries:
+            self.set_timer(0.05, partial(self._focus_when_mounted, tab, selector, tries - 1))
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         if event.tabbed_content.id == "main-tabs" and event.pane.id == "history":
-            self.query_one(HistoryPane).rescan()
+            for history in self.query(HistoryPane):
+                history.rescan()
 
     def action_help(self) -> None:
         from demtui.tui.dialogs import HelpScreen
@@ -457,9 +473,9 @@ class DemtuiApp(App[None]):
 
     def _adopt(self, paths: list[Path]) -> None:
         keys = [self.follow(path) for path in paths]
-        watch = self.query_one(WatchPane)
-        if watch.key is None and keys:
-            watch.select(keys[0])
+        watch = self.query(WatchPane)
+        if keys and (not watch or watch.first().key is None):
+            self.select_run(keys[0])
         self.notify(f"Watching {len(paths)} run(s) still going from an earlier session.", title="Watch")
 
     def restore_queue(self) -> None:

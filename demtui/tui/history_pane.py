@@ -77,6 +77,7 @@ class HistoryPane(Vertical):
 
     def on_mount(self) -> None:
         self.query_one("#history-filter").display = False
+        self.call_after_refresh(self.rescan)
         table = self.query_one("#history-table", DataTable)
         for label, key in (("✓", "mark"), ("Run", "run"), ("Status", "status"), ("SR → after", "sr"),
                            ("AAcc → after", "aacc"), ("CAcc → after", "cacc"), ("Attack → defense", "pair"),

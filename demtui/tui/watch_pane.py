@@ -106,6 +106,10 @@ class WatchPane(Horizontal):
 
     def on_mount(self) -> None:
         self.query_one("#run-filter").display = False
+        pending = getattr(self.app, "pending_select", None)
+        if pending:  # a run opened before this pane was mounted (it mounts after the first frame)
+            self.app.pending_select = None  # type: ignore[attr-defined]
+            self.call_after_refresh(self.app.select_run, pending)  # type: ignore[attr-defined]
         self._target_columns("SR")
         self.query_one("#summary-table", DataTable).add_columns("Metric", "Before", "After")
         self.query_one("#run-problem").display = False
