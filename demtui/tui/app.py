@@ -16,7 +16,6 @@ from typing import Any
 
 from textual import work
 from textual.app import App, ComposeResult
-from textual.lazy import Lazy
 from textual.binding import Binding
 from textual.css.query import NoMatches
 from textual.message import Message
@@ -111,23 +110,24 @@ class DemtuiApp(App[None]):
             with TabPane("Compose F2", id="compose"):
                 yield ComposePane(self.registry, self.registry_error, self.devices, id="compose-pane",
                                   loading=self._load_registry)
-            with TabPane("Watch F3", id="watch"):  # hidden at first: mounted after the first frame
-                yield Lazy(WatchPane(id="watch-pane"))
-            with TabPane("History F4", id="history"):
-                yield Lazy(HistoryPane(self.runs_dir, id="history-pane"))
+            # Watch and History are hidden at first: mounted once Compose is usable (_mount_panes)
+            yield TabPane("Watch F3", id="watch")
+            yield TabPane("History F4", id="history")
         yield PromptBar(id="prompt-bar")
         yield Footer(compact=True, show_command_palette=False)
 
     def on_ready(self) -> None:
         self.ready_after = time.perf_counter() - self._started  # first frame on screen
         self.registry_at_first_frame = "demtui.registry" in __import__("sys").modules
-        if self._load_registry:
-            self.call_after_refresh(self._registry_loaded)
+        self.call_after_refresh(self._after_first_frame)
 
-    async def _registry_loaded(self) -> None:
-        """After the first frame: import the plugins' metadata, then fill Compose."""
-        self.registry, self.registry_error = load_registry()
-        await self.query_one(ComposePane).set_registry(self.registry, self.registry_error)
+    async def _after_first_frame(self) -> None:
+        """Import the plugins' metadata and fill Compose first, then build Watch and History."""
+        if self._load_registry:
+            self.registry, self.registry_error = load_registry()
+            await self.query_one(ComposePane).set_registry(self.registry, self.registry_error)
+        await self.query_one("#watch", TabPane).mount(WatchPane(id="watch-pane"))
+        await self.query_one("#history", TabPane).mount(HistoryPane(self.runs_dir, id="history-pane"))
 
     def on_mount(self) -> None:
         self.run_worker(self._follow_loop, thread=True, group="follow", name="follower", exit_on_error=False)
