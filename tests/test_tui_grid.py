@@ -109,3 +109,23 @@ async def test_compose_launches_a_sweep_through_the_chosen_executor(tmp_path: Pa
     assert "--executor" in started[0] and started[0][started[0].index("--executor") + 1] == "inline"
     assert (root / "sweep-base.toml").exists()
     assert read_grid(root).problem.startswith("the grid has not started yet")
+
+
+def test_a_paper_table_in_the_sweep_field_runs_demtui_reproduce(tmp_path: Path) -> None:
+    from demtui.tui.grid_view import check_sweep_text, preset_of_text
+
+    assert preset_of_text("table4") == ("table4", "tiny") and preset_of_text("table2:paper") == ("table2", "paper")
+    assert check_sweep_text("table4") == ""
+    assert "no paper table 'table99'" in check_sweep_text("table99")
+    cmd = driver_command(tmp_path / "t4", ["table4"], "local")
+    assert cmd[2:] == ["demtui", "reproduce", "table4", "--preset", "tiny", "--executor", "local", "--quiet",
+                       "--out", str(tmp_path / "t4")]
+
+
+def test_matrix_spreads_values_the_axes_do_not_name() -> None:
+    """A reproduction's manifest names only its rows; victims become columns."""
+    grid = grid_view.GridData(axes={"row": ["a", "b"]},
+                              cells=[{"values": {"row": r, "victim": v, "run.seed": 0}, "status": "finished"}
+                                     for r in ("a", "b") for v in ("wrn", "resnet")])
+    row_key, rows, cols, where = matrix(grid)
+    assert (rows, cols) == (["a", "b"], ["victim=wrn", "victim=resnet"]) and len(where) == 4

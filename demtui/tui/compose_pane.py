@@ -317,8 +317,9 @@ class ComposePane(Horizontal):
                      "run-targets": "Target classes for targeted UAPs: indices or names, comma-separated.",
                      "run-device": "Where the run process computes; one run per device at a time.",
                      "model-arch": "Architecture inside a model family, e.g. resnet50.",
-                     "run-sweep": "Axes of a grid, section.param=v1,v2 separated by ';' (as --sweep). Ctrl+R then "
-                                  "launches one run per combination and shows the grid.",
+                     "run-sweep": "Axes of a grid, section.param=v1,v2 separated by ';' (as --sweep), or a paper "
+                                  "table (table4, table4:paper; as demtui reproduce). Ctrl+R then launches the grid "
+                                  "and shows it.",
                      "run-executor": "Where a grid's runs execute: local processes, inline (one after another), "
                                      "a Ray cluster or SLURM (their extras must be installed)."}.get(widget.id or "")
         if help_text:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -37,10 +38,28 @@ def parse_sweep_text(text: str) -> list[str]:
     return [part.strip() for part in text.replace("\n", ";").split(";") if part.strip()]
 
 
+PRESET = re.compile(r"^\s*(table\d+)(?::(tiny|paper))?\s*$")
+
+
+def preset_of_text(text: str) -> tuple[str, str] | None:
+    """'table4' or 'table4:paper' in the Sweep field: a paper table (demtui reproduce), else None."""
+    m = PRESET.match(text)
+    return (m.group(1), m.group(2) or "tiny") if m else None
+
+
 def check_sweep_text(text: str) -> str:
-    """'' when the axes parse as the CLI would parse them, else its sentence."""
-    from demtui.errors import DemtuiError
+    """'' when the axes parse as the CLI would parse them (or name a paper table), else its sentence."""
+    from demtui.errors import DemtuiError, did_you_mean
     from demtui.sweep import parse_sweep_flags
+
+    preset = preset_of_text(text)
+    if preset is not None:
+        from demtui.reproduce import table_ids
+
+        ids = table_ids()
+        if preset[0] not in ids:
+            return f"There is no paper table '{preset[0]}'.{did_you_mean(preset[0], ids)} Tables: {', '.join(ids)}."
+        return ""
 
     try:
         parse_sweep_flags(parse_sweep_text(text))
@@ -50,6 +69,10 @@ def check_sweep_text(text: str) -> str:
 
 
 def driver_command(root: Path, sweeps: list[str], executor: str, jobs: int | None = None) -> list[str]:
+    preset = preset_of_text(sweeps[0]) if len(sweeps) == 1 else None
+    if preset is not None:  # a paper table: its own grid, on the same executors
+        return [sys.executable, "-m", "demtui", "reproduce", preset[0], "--preset", preset[1], "--executor", executor,
+                "--quiet", "--out", str(root)]
     cmd = [sys.executable, "-m", "demtui", "run", "--headless", "--quiet", "--spec", str(root / BASE_SPEC)]
     for s in sweeps:
         cmd += ["--sweep", s]
@@ -72,7 +95,7 @@ def start_sweep(root: Path, spec_toml: str, sweeps: list[str], executor: str,
 
 
 def is_grid_dir(path: Path) -> bool:
-    return (path / "sweep.json").exists() or (path / BASE_SPEC).exists()
+    return any((path / n).exists() for n in ("sweep.json", BASE_SPEC, DRIVER_LOG))
 
 
 @dataclass
@@ -110,12 +133,19 @@ def _last_line(path: Path) -> str:
 
 def matrix(grid: GridData) -> tuple[str, list[str], list[str], dict[tuple[int, int], dict[str, Any]]]:
     """(row axis, row labels, column labels, (row, col) → cell) for the grid's cells."""
-    keys = list(grid.axes)
+    axes = {k: list(v) for k, v in grid.axes.items()}
+    for cell in grid.cells:  # values the manifest's axes do not name (a reproduction's victims, seeds)
+        for k, v in (cell.get("values") or {}).items():
+            seen = axes.setdefault(k, [])
+            if str(v) not in [str(x) for x in seen]:
+                seen.append(v)
+    axes = {k: v for k, v in axes.items() if len(v) > 1 or k in grid.axes}
+    keys = list(axes)
     if not keys:
         return "", [], [], {}
     row_key, col_keys = keys[0], keys[1:]
-    rows = [str(v) for v in grid.axes[row_key]]
-    combos = list(itertools.product(*(grid.axes[k] for k in col_keys))) if col_keys else [()]
+    rows = [str(v) for v in axes[row_key]]
+    combos = list(itertools.product(*(axes[k] for k in col_keys))) if col_keys else [()]
     cols = [",".join(f"{axis_name(k)}={v}" for k, v in zip(col_keys, combo)) for combo in combos] \
         if col_keys else ["SR after"]
     where: dict[tuple[int, int], dict[str, Any]] = {}

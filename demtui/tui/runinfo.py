@@ -51,7 +51,7 @@ def _f(v: Any) -> str:
 
 def is_run_dir(path: Path) -> bool:
     return path.is_dir() and any((path / n).exists() for n in ("events.jsonl", "results.json", "spec.toml", "submitted.toml",
-                                                               "sweep.json", "sweep-base.toml"))
+                                                               "sweep.json", "sweep-base.toml", "driver.log"))
 
 
 def scan_runs(root: Path) -> list[RunInfo]:
@@ -64,7 +64,7 @@ def scan_runs(root: Path) -> list[RunInfo]:
 
 def read_run_info(path: Path) -> RunInfo:
     info = RunInfo(path=path)
-    if (path / "sweep.json").exists() or (path / "sweep-base.toml").exists():
+    if any((path / n).exists() for n in ("sweep.json", "sweep-base.toml", "driver.log")):
         return _grid_info(info)
     for name in ("spec.toml", "submitted.toml"):
         try:
