@@ -95,9 +95,12 @@ def test_watch_failed_run(snap_compare, runs: Path) -> None:
 
 
 async def _history(pilot: Any) -> None:
+    await until(pilot, lambda: pilot.app.query("#history-pane"))  # mounted once Compose is usable
     await pilot.press("f4")
-    await until(pilot, lambda: len(pilot.app.query_one("#history-pane").infos) == 4)
-    await settle(pilot)
+    await until(pilot, lambda: len(pilot.app.query_one("#history-pane").infos) == 4
+                and pilot.app.query_one("#history-table").row_count == 4)
+    await until(pilot, lambda: not any(w.is_running for w in pilot.app.workers if w.group == "scan"))
+    await settle(pilot, 0.8)
 
 
 def test_history(snap_compare, runs: Path) -> None:
