@@ -147,6 +147,7 @@ async def test_a_run_started_elsewhere_can_be_cancelled_from_watch(tmp_path: Pat
             time.sleep(0.1)
         app = make_app(runs_dir=tmp_path / "runs", devices=list(DEVICES))
         async with app.run_test(size=(100, 30)) as pilot:
+            await wait_for(pilot, lambda: app.query("#watch-pane") and app.query("#history-pane"), 10, "panes mounted")
             key = app.open_run(run_dir)
             assert key is not None and key not in app.handles  # not launched by this window
             view = app.views[key]
@@ -220,6 +221,7 @@ async def test_broken_plugins_are_listed_with_their_error(tmp_path: Path, monkey
     app = make_app(runs_dir=tmp_path, devices=list(DEVICES))
     async with app.run_test(size=(100, 30)) as pilot:
         tree = app.query_one("#registry-tree", Tree)
+        await wait_for(pilot, lambda: app.registry is not None and len(tree.root.children) > 1, 15, "the registry")
         await pilot.pause(0.2)
         labels = []
 
@@ -246,6 +248,7 @@ async def test_bad_run_directories_and_dying_processes(tmp_path: Path) -> None:
     gpu_spec.write_text('[run]\ndevice = "cuda:7"\ntargets = [1]\n[attack]\nname = "df-uap"\niterations = 10\n')
     app = make_app(runs_dir=runs, devices=list(DEVICES))
     async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.query("#watch-pane") and app.query("#history-pane"), 10, "panes mounted")
         foreign = app.open_run(runs / "foreign")
         await wait_for(pilot, lambda: app.views[foreign].bad_lines == 2, 5)
         await wait_for(pilot, lambda: "does not look like a demtui" in str(app.query_one("#run-problem").render()), 5)
@@ -384,6 +387,7 @@ async def test_a_burst_of_events_is_batched_and_redraws_are_coalesced(tmp_path: 
                                                                      real_fold(self, m)))
     app = make_app(runs_dir=tmp_path, devices=list(DEVICES))
     async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.query("#watch-pane") and app.query("#history-pane"), 10, "panes mounted")
         key = app.open_run(run)
         await pilot.pause(0.5)
         draws.clear()

@@ -95,9 +95,12 @@ def test_watch_failed_run(snap_compare, runs: Path) -> None:
 
 
 async def _history(pilot: Any) -> None:
+    await until(pilot, lambda: pilot.app.query("#history-pane"))  # mounted once Compose is usable
     await pilot.press("f4")
-    await until(pilot, lambda: len(pilot.app.query_one("#history-pane").infos) == 4)
-    await settle(pilot)
+    await until(pilot, lambda: len(pilot.app.query_one("#history-pane").infos) == 4
+                and pilot.app.query_one("#history-table").row_count == 4)
+    await until(pilot, lambda: not any(w.is_running for w in pilot.app.workers if w.group == "scan"))
+    await settle(pilot, 0.8)
 
 
 def test_history(snap_compare, runs: Path) -> None:
@@ -128,3 +131,42 @@ def test_help(snap_compare, runs: Path) -> None:
 def test_light_theme_watch(snap_compare, runs: Path) -> None:
     app = make_app(runs_dir=runs, devices=list(DEVICES), theme="textual-light")
     assert snap_compare(app, terminal_size=SIZE, run_before=watch("sample-full", keys=("right_square_bracket",) * 5))
+
+
+# -- 80×24, the smallest terminal people use: every label readable ----------------------------
+SMALL = (80, 24)
+
+
+def test_small_compose(snap_compare, runs: Path) -> None:
+    assert snap_compare(app_for(runs), terminal_size=SMALL, run_before=_compose_ready)
+
+
+def test_small_compose_run_options(snap_compare, runs: Path) -> None:
+    """The run options form, with its on/off fields."""
+    async def run_before(pilot: Any) -> None:
+        await _compose_ready(pilot)
+        pilot.app.query_one("#form-run").scroll_visible(animate=False, top=True)
+        await settle(pilot, 0.3)
+    assert snap_compare(app_for(runs), terminal_size=SMALL, run_before=run_before)
+
+
+def test_small_watch_entropy(snap_compare, runs: Path) -> None:
+    assert snap_compare(app_for(runs), terminal_size=SMALL, run_before=watch("sample-full", keys=("right_square_bracket",) * 5))
+
+
+def test_small_watch_results(snap_compare, runs: Path) -> None:
+    assert snap_compare(app_for(runs), terminal_size=SMALL, run_before=watch("sample-full", "tab-results"))
+
+
+def test_small_history(snap_compare, runs: Path) -> None:
+    assert snap_compare(app_for(runs), terminal_size=SMALL, run_before=_history)
+
+
+def test_small_quit_dialog(snap_compare, runs: Path) -> None:
+    from demtui.tui.dialogs import QuitScreen
+
+    async def run_before(pilot: Any) -> None:
+        await _compose_ready(pilot)
+        pilot.app.push_screen(QuitScreen(2, 3))
+        await settle(pilot, 0.3)
+    assert snap_compare(app_for(runs), terminal_size=SMALL, run_before=run_before)

@@ -14,7 +14,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from rich.text import Text
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
@@ -33,7 +32,7 @@ from demtui.tui.history_pane import HistoryPane
 from demtui.tui.prompt import PromptBar
 from demtui.tui.runinfo import is_run_dir
 from demtui.tui.runview import RunView
-from demtui.tui.watch_pane import STATUS_STYLE, WatchPane
+from demtui.tui.watch_pane import WatchPane
 
 POLL_SECONDS = 0.2
 
@@ -74,8 +73,9 @@ class DemtuiApp(App[None]):
         Binding("1", "show_tab('compose')", show=False),
         Binding("2", "show_tab('watch')", show=False),
         Binding("3", "show_tab('history')", show=False),
-        Binding("f1,question_mark", "help", "Help"),
-        Binding("ctrl+t", "toggle_theme", "Theme"),
+        Binding("f1,question_mark", "help", "Help", key_display="F1"),
+        Binding("ctrl+t", "toggle_theme", "Theme", show=False),
+        Binding("z", "zoom", "Zoom", show=False),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
 
@@ -98,6 +98,8 @@ class DemtuiApp(App[None]):
         self.foreign_cancels: set[tuple[str, int | None]] = set()  # (run, pid) launched elsewhere, sent SIGTERM
         self.dirty: set[str] = set()
         self.follower = Follower()
+        self.grids: dict[str, Any] = {}
+        self.pending_select: str | None = None  # grid folder → its driver process (launched here)
         self._resume_anyway: set[str] = set()
         self._open_paths = list(open_paths or [])
         if theme:
@@ -114,23 +116,24 @@ class DemtuiApp(App[None]):
             with TabPane("Compose F2", id="compose"):
                 yield ComposePane(self.registry, self.registry_error, self.devices, id="compose-pane",
                                   loading=self._load_registry)
-            with TabPane("Watch F3", id="watch"):
-                yield WatchPane(id="watch-pane")
-            with TabPane("History F4", id="history"):
-                yield HistoryPane(self.runs_dir, id="history-pane")
+            # Watch and History are hidden at first: mounted once Compose is usable (_mount_panes)
+            yield TabPane("Watch F3", id="watch")
+            yield TabPane("History F4", id="history")
         yield PromptBar(id="prompt-bar")
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_ready(self) -> None:
         self.ready_after = time.perf_counter() - self._started  # first frame on screen
         self.registry_at_first_frame = "demtui.registry" in __import__("sys").modules
-        if self._load_registry:
-            self.call_after_refresh(self._registry_loaded)
+        self.call_after_refresh(self._after_first_frame)
 
-    async def _registry_loaded(self) -> None:
-        """After the first frame: import the plugins' metadata, then fill Compose."""
-        self.registry, self.registry_error = load_registry()
-        await self.query_one(ComposePane).set_registry(self.registry, self.registry_error)
+    async def _after_first_frame(self) -> None:
+        """Import the plugins' metadata and fill Compose first, then build Watch and History."""
+        if self._load_registry:
+            self.registry, self.registry_error = load_registry()
+            await self.query_one(ComposePane).set_registry(self.registry, self.registry_error)
+        await self.query_one("#watch", TabPane).mount(WatchPane(id="watch-pane"))
+        await self.query_one("#history", TabPane).mount(HistoryPane(self.runs_dir, id="history-pane"))
 
     def on_mount(self) -> None:
         self.run_worker(self._follow_loop, thread=True, group="follow", name="follower", exit_on_error=False)
@@ -141,7 +144,8 @@ class DemtuiApp(App[None]):
             self.detect_devices()
         for path in self._open_paths:
             self.open_run(path)
-        self.query_one(HistoryPane).rescan()
+        self.restore_queue()
+        self.adopt_live_runs()  # History scans when it mounts (just after the first frame)
 
     @work(thread=True, exit_on_error=False)
     def detect_devices(self) -> None:
@@ -215,12 +219,7 @@ class DemtuiApp(App[None]):
     def _redraw(self) -> None:
         watch = self.query_one(WatchPane)
         if self.dirty:
-            entries = []
-            for key, view in self.views.items():
-                status, _ = self.status_of(key)
-                entries.append((key, Text.assemble(("● ", STATUS_STYLE.get(status, "")), view.name,
-                                                   (f"\n  {status}", "dim"))))
-            watch.set_runs(entries)
+            watch.set_runs([(key, view.name, self.status_of(key)[0]) for key, view in self.views.items()])
         if watch.key in self.views:
             h = self.handles.get(watch.key)
             status, note = self.status_of(watch.key)
@@ -230,8 +229,12 @@ class DemtuiApp(App[None]):
         self.dirty.clear()
 
     def select_run(self, key: str) -> None:
-        self.query_one(WatchPane).select(key)
         self.dirty.add(key)
+        try:
+            self.query_one(WatchPane).select(key)
+        except NoMatches:  # Watch mounts just after the first frame; it selects this run then
+            self.pending_select = key
+            return
         self.refresh_watch()
 
     # -- launching -----------------------------------------------------------------------
@@ -261,7 +264,7 @@ class DemtuiApp(App[None]):
 
         for key, view in self.views.items():
             h = self.handles.get(key)
-            if view.status != "running" or (h is not None and h.active):
+            if view.status != "running" or h is not None:  # launched here: the executor reports its end
                 continue
             if self.follower.idle_seconds(key, POLL_SECONDS) < 1.0:
                 continue  # still reading its file: the final event may be in the next batch
@@ -269,6 +272,26 @@ class DemtuiApp(App[None]):
                 view.mark_process_exit("died", f"its process {view.pid} is gone without a final event (killed or "
                                                "crashed); finished stages are kept, r resumes it")
                 self.dirty.add(key)
+
+    def launch_sweep(self, spec: Any, name: str, sweeps: list[str], executor: str) -> Any:
+        """A grid: its driver (`demtui run --sweep`) runs in its own process; the grid view follows it."""
+        from demtui.tui.checks import check_run_name
+        from demtui.tui.grid_view import GridScreen, start_sweep
+
+        problem = check_run_name(name, self.runs_dir)
+        if problem:
+            self.notify(problem, title="Launch", severity="error")
+            return None
+        root = self.runs_dir / name
+        try:
+            proc = start_sweep(root, spec.to_toml(), sweeps, executor)
+        except OSError as exc:
+            self.notify(f"Cannot start the grid in {root}: {exc.strerror}", title="Launch", severity="error")
+            return None
+        self.grids[str(root.resolve())] = proc
+        self.notify(f"{name}: grid on executor '{executor}' ({'; '.join(sweeps)})", title="Launched")
+        self.push_screen(GridScreen(root))
+        return proc
 
     def poll_executor(self) -> None:
         for h in self.executor.poll():
@@ -351,6 +374,11 @@ class DemtuiApp(App[None]):
 
     def open_run(self, path: Path) -> str | None:
         path = Path(path).expanduser()
+        from demtui.tui.grid_view import GridScreen, is_grid_dir
+
+        if is_grid_dir(path):
+            self.push_screen(GridScreen(path))
+            return str(path.resolve())
         if not is_run_dir(path):
             self.notify(f"{path} is not a demtui run directory (no events.jsonl, results.json or spec.toml).",
                         title="Open", severity="error")
@@ -364,16 +392,59 @@ class DemtuiApp(App[None]):
     def action_show_tab(self, tab: str) -> None:
         self.query_one("#main-tabs", TabbedContent).active = tab
         focus = {"compose": "#registry-tree", "watch": "#run-list", "history": "#history-table"}[tab]
-        self.query_one(focus).focus()
+        self._focus_when_mounted(tab, focus)
+
+    def _focus_when_mounted(self, tab: str, selector: str, tries: int = 100) -> None:
+        """Watch and History mount just after the first frame: focus their widget once it is there."""
+        if self.query_one("#main-tabs", TabbedContent).active != tab:
+            return  # the user moved on
+        found = self.query(selector)
+        if found:
+            found.first().focus()
+        elif tries:
+            self.set_timer(0.05, partial(self._focus_when_mounted, tab, selector, tries - 1))
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         if event.tabbed_content.id == "main-tabs" and event.pane.id == "history":
-            self.query_one(HistoryPane).rescan()
+            for history in self.query(HistoryPane):
+                history.rescan()
 
     def action_help(self) -> None:
         from demtui.tui.dialogs import HelpScreen
 
         self.push_screen(HelpScreen())
+
+    def action_zoom(self) -> None:
+        """One key maximises the pane in view (plots, tables, the form); again restores it."""
+        screen = self.screen
+        if screen.maximized is not None:
+            screen.minimize()
+            return
+        tab = self.query_one("#main-tabs", TabbedContent).active
+        target = {"compose": "#form-scroll", "watch": "#watch-tabs", "history": "#history-table"}.get(tab)
+        if target and screen is self.screen_stack[0]:
+            screen.maximized = self.query_one(target)
+
+    # -- run extras: report, UAPs, the CLI command -----------------------------------------
+    def show_report(self, run_dir: Path) -> None:
+        from demtui.tui.extras import ReportScreen
+
+        self.push_screen(ReportScreen(run_dir / "report.md"))
+
+    def show_uaps(self, run_dir: Path) -> None:
+        from demtui.tui.extras import UapScreen
+
+        self.push_screen(UapScreen(run_dir))
+
+    def copy_command(self, spec: dict[str, Any], out: Path | None) -> str:
+        """Copy the equivalent `demtui run` command (OSC 52) and show it, for terminals without a clipboard."""
+        from demtui.tui.extras import cli_command, resolved_defaults
+
+        defaults = resolved_defaults(spec, self.registry) if self.registry is not None else {}
+        command = cli_command(spec, out, defaults)
+        self.copy_to_clipboard(command)
+        self.notify(command, title="Copied the CLI command", timeout=12)
+        return command
 
     def action_toggle_theme(self) -> None:
         self.theme = "textual-light" if self.current_theme.dark else "textual-dark"
@@ -393,12 +464,77 @@ class DemtuiApp(App[None]):
             return
         from demtui.tui.dialogs import QuitScreen
 
+        queued = [h for h in active if h.status == QUEUED]
+
         def chosen(choice: str | None) -> None:
+            if choice == "keep":
+                save_queue(self.runs_dir, queued)
             if choice in ("cancel", "keep"):
                 self.executor.shutdown(cancel=choice == "cancel")
                 self.exit()
 
-        self.push_screen(QuitScreen(len(active)), chosen)
+        self.push_screen(QuitScreen(len(active) - len(queued), len(queued)), chosen)
+
+    @work(thread=True, exit_on_error=False, group="adopt")
+    def adopt_live_runs(self) -> None:
+        """On start, Watch follows the runs still going from an earlier session (their pids are alive)."""
+        from demtui.tui.runinfo import live_runs
+
+        found = live_runs(self.runs_dir)
+        if found:
+            self.call_from_thread(self._adopt, [i.path for i in found])
+
+    def _adopt(self, paths: list[Path]) -> None:
+        keys = [self.follow(path) for path in paths]
+        watch = self.query(WatchPane)
+        if keys and (not watch or watch.first().key is None):
+            self.select_run(keys[0])
+        self.notify(f"Watching {len(paths)} run(s) still going from an earlier session.", title="Watch")
+
+    def restore_queue(self) -> None:
+        """Runs queued when the last session quit with 'keep': queue them again."""
+        entries = take_queue(self.runs_dir)
+        for entry in entries:
+            run_dir = Path(entry["run_dir"])
+            try:
+                handle = self.executor.submit(None, run_dir, device=str(entry.get("device", "auto")),
+                                              resume=bool(entry.get("resume")))
+            except (OSError, RuntimeError) as exc:
+                self.notify(f"{run_dir.name}: {exc}", title="Queue", severity="error")
+                continue
+            self.handles[self.follow(run_dir)] = handle
+        if entries:
+            self.notify(f"{len(entries)} run(s) queued in the last session are queued again.", title="Queue")
+
+
+QUEUE_FILE = ".demtui-queue.json"
+
+
+def save_queue(runs_dir: Path, handles: list[RunHandle]) -> None:
+    """Queued runs survive quitting: their directories (with submitted.toml) and devices."""
+    import json
+
+    if not handles:
+        return
+    from demtui.store import atomic_write_text
+
+    entries = [{"run_dir": str(h.run_dir.resolve()), "device": h.device, "resume": h.resume} for h in handles]
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(runs_dir / QUEUE_FILE, json.dumps(entries, indent=1))
+
+
+def take_queue(runs_dir: Path) -> list[dict[str, Any]]:
+    """The saved queue (removed once read, so it is restored once)."""
+    import json
+
+    path = runs_dir / QUEUE_FILE
+    try:
+        entries = json.loads(path.read_text(encoding="utf-8"))
+        path.unlink()
+    except (OSError, ValueError):
+        return []
+    return [e for e in entries if isinstance(e, dict) and isinstance(e.get("run_dir"), str)
+            and Path(e["run_dir"]).is_dir()] if isinstance(entries, list) else []
 
 
 def make_app(**kwargs: Any) -> DemtuiApp:

@@ -35,6 +35,7 @@ from demtui.spec import (
 )
 from demtui.devices import Device
 from demtui.tui.forms import ParamForm, text_of
+from demtui.tui.grid_view import EXECUTORS, check_sweep_text, parse_sweep_text
 
 if TYPE_CHECKING:
     from demtui.registry import Registry
@@ -60,6 +61,7 @@ class ComposePane(Horizontal):
         Binding("ctrl+s", "save", "Save spec"),
         Binding("ctrl+o", "load", "Load spec"),
         Binding("ctrl+n", "reset", "Quickstart"),
+        Binding("ctrl+y", "copy_command", "Copy CLI", show=False),
     ]
 
     def __init__(self, registry: Registry | None, registry_error: str, devices: list[Device], *,
@@ -89,6 +91,13 @@ class ComposePane(Horizontal):
                              id="run-device", compact=True)
                 yield Label("Targets", classes="top-label")
                 yield Input("", placeholder="e.g. 0,3,5", id="run-targets", compact=True)
+            with Horizontal(classes="compose-top"):
+                yield Label("Sweep", classes="top-label")
+                yield Input(placeholder="attack.eps=4/255,8/255;…",
+                            id="run-sweep", compact=True)
+                yield Label("on", classes="top-label")
+                yield Select([(e, e) for e in EXECUTORS], value="local", allow_blank=False, id="run-executor",
+                             compact=True)
             yield VerticalScroll(id="form-scroll")
             yield Static("Tab moves between fields; the focused field's help shows here.", id="field-help")
             yield Static("", id="spec-status")
@@ -291,7 +300,7 @@ class ComposePane(Horizontal):
         form.owner = f"model {name}:{event.value.strip()}" if event.value.strip() else f"model {name}"
         self.schedule_validation()
 
-    @on(Input.Changed, "#run-targets, #run-name")
+    @on(Input.Changed, "#run-targets, #run-name, #run-sweep")
     @on(Select.Changed, "#run-device")
     @on(ParamForm.Edited)
     def _edited(self) -> None:
@@ -307,7 +316,12 @@ class ComposePane(Horizontal):
         help_text = {"run-name": "Run directory name under the runs folder (blank: model-attack-defense-time).",
                      "run-targets": "Target classes for targeted UAPs: indices or names, comma-separated.",
                      "run-device": "Where the run process computes; one run per device at a time.",
-                     "model-arch": "Architecture inside a model family, e.g. resnet50."}.get(widget.id or "")
+                     "model-arch": "Architecture inside a model family, e.g. resnet50.",
+                     "run-sweep": "Axes of a grid, section.param=v1,v2 separated by ';' (as --sweep), or a paper "
+                                  "table (table4, table4:paper; as demtui reproduce). Ctrl+R then launches the grid "
+                                  "and shows it.",
+                     "run-executor": "Where a grid's runs execute: local processes, inline (one after another), "
+                                     "a Ray cluster or SLURM (their extras must be installed)."}.get(widget.id or "")
         if help_text:
             self.query_one("#field-help", Static).update(help_text)
 
@@ -381,9 +395,11 @@ class ComposePane(Horizontal):
         targets = check_targets(spec.targets, classes, count, f"dataset '{spec.dataset.name}'")
         runs_dir = getattr(self.app, "runs_dir", Path("runs"))
         name = check_run_name(self.query_one("#run-name", Input).value.strip(), runs_dir)
+        sweep = check_sweep_text(self.query_one("#run-sweep", Input).value)
         self.query_one("#run-targets", Input).set_class(bool(targets), "-bad")
         self.query_one("#run-name", Input).set_class(bool(name), "-bad")
-        return targets or name
+        self.query_one("#run-sweep", Input).set_class(bool(sweep), "-bad")
+        return targets or name or sweep
 
     # -- actions -------------------------------------------------------------------------
     def run_name(self, spec: RunSpec) -> str:
@@ -395,7 +411,23 @@ class ComposePane(Horizontal):
         if spec is None:
             self.notify(self.last_error, title="Cannot launch", severity="error")
             return
+        sweeps = parse_sweep_text(self.query_one("#run-sweep", Input).value)
+        if sweeps:
+            typed = self.query_one("#run-name", Input).value.strip()
+            name = typed or f"grid-{slug(spec)}-{time.strftime('%Y%m%d-%H%M%S')}"
+            executor = str(self.query_one("#run-executor", Select).value)
+            self.app.launch_sweep(spec, name, sweeps, executor)  # type: ignore[attr-defined]
+            return
         self.app.launch_spec(spec, self.run_name(spec))  # type: ignore[attr-defined]
+
+    def action_copy_command(self) -> None:
+        spec = self.validate_spec()
+        if spec is None:
+            self.notify(self.last_error, title="Cannot copy", severity="error")
+            return
+        name = self.query_one("#run-name", Input).value.strip()
+        runs_dir = getattr(self.app, "runs_dir", Path("runs"))
+        self.app.copy_command(spec.to_dict(), runs_dir / name if name else None)  # type: ignore[attr-defined]
 
     def action_save(self) -> None:
         spec = self.validate_spec()

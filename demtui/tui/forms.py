@@ -33,6 +33,11 @@ def text_of(value: Any) -> str:
     return str(value)
 
 
+def on_off(value: bool) -> str:
+    """A checkbox's state in words, so it reads without colour (and at 80 columns)."""
+    return "on (true)" if value else "off (false)"
+
+
 def describe(p: Param) -> str:
     rng = p.describe_range()
     return f"{p.name} ({p.type}{', ' + rng if rng else ''}; default {text_of(p.default) or 'empty'}): {p.help}"
@@ -66,7 +71,7 @@ class ParamForm(Vertical):
     def _field(self, p: Param, value: Any) -> Widget:
         fid = self.field_id(p.name)
         if p.type == "bool" and isinstance(value, bool):
-            field: Widget = Checkbox("", value=value, id=fid, compact=True)
+            field: Widget = Checkbox(on_off(value), value=value, id=fid, compact=True)
         elif p.type == "choice" and value in p.choices:
             field = Select([(c, c) for c in p.choices], value=value, allow_blank=False, id=fid, compact=True)
         else:
@@ -143,6 +148,7 @@ class ParamForm(Vertical):
 
     def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
         event.stop()
+        event.checkbox.label = on_off(event.value)
         self._edited(event.checkbox)
 
     def on_select_changed(self, event: Select.Changed) -> None:

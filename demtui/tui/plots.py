@@ -94,7 +94,7 @@ class HistogramPlot(Widget):
         if pert is not None:
             items.append((s_pert, "█", f"perturbed{_m(d.perturbed_mean)}"))
         if d.uap_means:
-            items.append((s_uap, "▲", "UAP"))
+            items.append((s_uap, "▲", "UAP alone"))
         legend = _pack(items, width)
         plot_h = max(2, height - 3 - len(legend))
         top = max(max(clean or [0]), max(pert or [0])) or 1.0
@@ -119,9 +119,7 @@ class HistogramPlot(Widget):
                 b = min(bins - 1, max(0, int((mean - d.lo) / (d.hi - d.lo) * bins)))
                 marks[min(len(marks) - 1, (b // factor) * per + per // 2)] = "▲"
         out.append(" " * Y_LABEL + "".join(marks)[:plot_w] + "\n", style=s_uap)
-        lo, hi = f"{d.lo:.4g}", f"{d.hi:.4g}"
-        axis = lo + " entropy (nats) ".center(max(0, groups * per - len(lo) - len(hi))) + hi
-        out.append(" " * Y_LABEL + axis[:plot_w] + "\n", style=s_axis)
+        out.append(" " * Y_LABEL + axis_line(d.lo, d.hi, groups * per, plot_w) + "\n", style=s_axis)
         for n, line in enumerate(legend):
             out.append("\n" if n else "")
             for style, mark, label in line:
@@ -145,7 +143,35 @@ def _pack(items: list[tuple[Style, str, str]], width: int) -> list[list[tuple[St
 
 
 def _m(v: float | None) -> str:
-    return "" if v is None else f" {v:.3f}"
+    return "" if v is None else f" mean {v:.3f}"
+
+
+def axis_line(lo: float, hi: float, span: int, width: int) -> str:
+    """'8.4  entropy (nats)  10.2' fitted to ``span`` columns; the end labels are never cut."""
+    a, b = f"{lo:.3g}", f"{hi:.3g}"
+    room = max(0, min(span, width) - len(a) - len(b))
+    for middle in (" entropy (nats) ", " nats ", " "):
+        if len(middle) <= room:
+            return a + middle.center(room) + b
+    return (a + " " + b)[:width]
+
+
+def rebin(counts: tuple[int, ...] | list[int] | None, lo: float, hi: float, x_lo: float, x_hi: float,
+          bins: int) -> tuple[int, ...] | None:
+    """Counts on [lo, hi] moved onto ``bins`` equal bins over [x_lo, x_hi] (by bin centre), so
+    the before and after panels share one x-range."""
+    if counts is None:
+        return None
+    if (lo, hi) == (x_lo, x_hi) and len(counts) == bins:
+        return tuple(counts)
+    out = [0] * bins
+    n = len(counts)
+    span = (x_hi - x_lo) or 1.0
+    for i, c in enumerate(counts):
+        centre = lo + (i + 0.5) * (hi - lo) / max(1, n)
+        j = min(bins - 1, max(0, int((centre - x_lo) / span * bins)))
+        out[j] += c
+    return tuple(out)
 
 
 # -- loss curve ------------------------------------------------------------------------------

@@ -54,7 +54,8 @@ class PathSuggester(Suggester):
 class PromptBar(Horizontal):
     """`ask(title, value, callback)`: Enter calls back with the path, Escape with None."""
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel", show=False), Binding("tab", "complete", "Complete", show=False)]
+    BINDINGS = [Binding("escape", "cancel", "Cancel", show=False), Binding("tab", "complete", "Complete", show=False),
+                Binding("ctrl+b", "browse", "Browse", show=False)]
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -65,7 +66,7 @@ class PromptBar(Horizontal):
         yield Label("", id="prompt-title")
         yield Input(placeholder="a path", id="prompt-input", compact=True, select_on_focus=False,
                     suggester=PathSuggester())
-        yield Label("Tab complete · Esc cancel", id="prompt-hint")
+        yield Label("Tab complete · ^B browse · Esc cancel", id="prompt-hint")
 
     def on_mount(self) -> None:
         self.display = False
@@ -97,6 +98,21 @@ class PromptBar(Horizontal):
 
     def action_cancel(self) -> None:
         self._close(None)
+
+    def action_browse(self) -> None:
+        """The file picker, opened where the typed path points; its choice fills the field."""
+        from demtui.tui.extras import PickerScreen, pick_start
+
+        field = self.query_one("#prompt-input", Input)
+
+        def chosen(path: str | None) -> None:
+            if path:
+                field.value = path
+                field.cursor_position = len(path)
+            field.focus()
+
+        start = pick_start(field.value, Path(getattr(self.app, "runs_dir", ".")))
+        self.app.push_screen(PickerScreen(start, str(self.query_one("#prompt-title", Label).content)), chosen)
 
     def action_complete(self) -> None:
         field = self.query_one("#prompt-input", Input)

@@ -31,6 +31,8 @@ class RunInfo:
     summary: dict[str, Any] = field(default_factory=dict)
     started: float | None = None
     problem: str = ""
+    pid: int | None = None  # the latest invocation's process and host (run_started)
+    host: str | None = None
 
     @property
     def name(self) -> str:
@@ -48,7 +50,8 @@ def _f(v: Any) -> str:
 
 
 def is_run_dir(path: Path) -> bool:
-    return path.is_dir() and any((path / n).exists() for n in ("events.jsonl", "results.json", "spec.toml", "submitted.toml"))
+    return path.is_dir() and any((path / n).exists() for n in ("events.jsonl", "results.json", "spec.toml", "submitted.toml",
+                                                               "sweep.json", "sweep-base.toml", "driver.log"))
 
 
 def scan_runs(root: Path) -> list[RunInfo]:
@@ -61,6 +64,8 @@ def scan_runs(root: Path) -> list[RunInfo]:
 
 def read_run_info(path: Path) -> RunInfo:
     info = RunInfo(path=path)
+    if any((path / n).exists() for n in ("sweep.json", "sweep-base.toml", "driver.log")):
+        return _grid_info(info)
     for name in ("spec.toml", "submitted.toml"):
         try:
             info.spec = tomllib.loads((path / name).read_text(encoding="utf-8"))
@@ -83,6 +88,10 @@ def read_run_info(path: Path) -> RunInfo:
         if not info.spec and isinstance(first.get("spec"), dict):
             info.spec = first["spec"]
     info.status = _status(last, path, results)
+    if last is not None and last.get("type") == "run_started":
+        pid = last.get("pid")
+        info.pid = pid if isinstance(pid, int) and not isinstance(pid, bool) and pid > 0 else None
+        info.host = str(last["host"]) if last.get("host") else None
     if info.status == "failed" and last is not None and last.get("type") == "run_failed":
         info.problem = str(last.get("error", ""))
     elif info.status == "died":
@@ -94,6 +103,23 @@ def read_run_info(path: Path) -> RunInfo:
             info.started = path.stat().st_mtime
         except OSError:
             pass
+    return info
+
+
+def _grid_info(info: RunInfo) -> RunInfo:
+    """A grid folder: one row in History (Enter opens the grid view)."""
+    try:
+        data = json.loads((info.path / "sweep.json").read_text(encoding="utf-8"))
+        cells = [c for c in data.get("sweep", []) if isinstance(c, dict)]
+        done = sum(1 for c in cells if c.get("status") == "finished")
+        info.status = f"grid {done}/{len(cells)}"
+    except (OSError, ValueError, AttributeError):
+        info.status = "grid"
+    try:
+        info.spec = tomllib.loads((info.path / "spec.toml").read_text(encoding="utf-8"))
+        info.started = info.path.stat().st_mtime
+    except (OSError, tomllib.TOMLDecodeError):
+        pass
     return info
 
 
@@ -160,6 +186,14 @@ def partial_summary(results: dict[str, Any], spec: dict[str, Any]) -> dict[str, 
             "secondary_sr": mean("secondary", key)}
 
 
+def live_runs(root: Path) -> list[RunInfo]:
+    """Runs under ``root`` still going on this host (a live demtui process named in run_started)."""
+    from demtui.tui.foreign import process_gone, this_host
+
+    return [i for i in scan_runs(root) if i.status == "running?" and i.pid and i.host == this_host()
+            and not process_gone(i.pid, i.host)]
+
+
 # -- compare and export ---------------------------------------------------------------------
 def compare_table(runs: list[RunInfo]) -> tuple[list[str], list[list[str]]]:
     """Runs side by side (the paper's attack × defense tables): one column per run."""
@@ -167,6 +201,7 @@ def compare_table(runs: list[RunInfo]) -> tuple[list[str], list[list[str]]]:
     rows = [["Status", *(r.status for r in runs)]]
     for section in ("model", "dataset", "attack", "defense"):
         rows.append([section.capitalize(), *(r.component(section) for r in runs)])
+    rows += param_differences(runs)
     per_run = [summary_rows(r.summary or {}) for r in runs]
     for i, (label, _, _) in enumerate(per_run[0] if per_run else []):
         if label.startswith("Time"):
@@ -180,6 +215,47 @@ def compare_table(runs: list[RunInfo]) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+def _flat(spec: dict[str, Any]) -> dict[str, str]:
+    out = {}
+    for section, values in spec.items():
+        if isinstance(values, dict):
+            for key, value in values.items():
+                if key != "name":
+                    out[f"{section}.{key}"] = ",".join(map(str, value)) if isinstance(value, list) else str(value)
+    return out
+
+
+def param_differences(runs: list[RunInfo]) -> list[list[str]]:
+    """One row per spec parameter whose value differs between the runs (— where a run lacks it)."""
+    flats = [_flat(r.spec) for r in runs]
+    keys = sorted({k for f in flats for k in f})
+    return [[k, *(f.get(k, "—") for f in flats)] for k in keys
+            if len({f.get(k, "—") for f in flats}) > 1]
+
+
+#: (label, summary key) of the numbers a CSV export carries, as numbers.
+CSV_METRICS = (("CAcc before", "cacc_before"), ("CAcc after", "cacc_after"), ("SR before", "sr_before"),
+               ("SR after", "sr_after"), ("AAcc before", "aacc_before"), ("AAcc after", "aacc_after"),
+               ("ΔCAcc", "delta_cacc"), ("SR secondary", "secondary_sr"), ("SR noise", "noise_sr"),
+               ("Entropy gap before", "entropy_gap_before"), ("Entropy gap after", "entropy_gap_after"),
+               ("Attack seconds", "attack_seconds"), ("Defense seconds", "defense_seconds"))
+
+
+def csv_table(runs: list[RunInfo]) -> tuple[list[str], list[list[Any]]]:
+    """The compare table for spreadsheets: numbers stay numbers (full precision), missing is empty."""
+    header = ["Metric", *(r.name for r in runs)]
+    rows: list[list[Any]] = [["Status", *(r.status for r in runs)]]
+    for section in ("model", "dataset", "attack", "defense"):
+        rows.append([section, *(r.component(section) for r in runs)])
+    rows += param_differences(runs)
+    for label, key in CSV_METRICS:
+        values = [(r.summary or {}).get(key) for r in runs]
+        values = [v if isinstance(v, (int, float)) and not isinstance(v, bool) and v == v else "" for v in values]
+        if any(v != "" for v in values):
+            rows.append([label, *values])
+    return header, rows
+
+
 def to_markdown(header: list[str], rows: list[list[str]]) -> str:
     esc = lambda s: str(s).replace("|", "\\|")  # noqa: E731
     lines = ["| " + " | ".join(map(esc, header)) + " |", "|" + "---|" * len(header)]
@@ -187,7 +263,7 @@ def to_markdown(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def to_csv(header: list[str], rows: list[list[str]]) -> str:
+def to_csv(header: list[str], rows: list[list[Any]]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(header)
@@ -203,5 +279,5 @@ def export_compare(runs: list[RunInfo], folder: Path, stem: str | None = None) -
     stem = stem or f"compare-{time.strftime('%Y%m%d-%H%M%S')}"
     md, cs = folder / f"{stem}.md", folder / f"{stem}.csv"
     atomic_write_text(md, f"# demtui: {len(runs)} runs compared\n\n" + to_markdown(header, rows))
-    atomic_write_text(cs, to_csv(header, rows))
+    atomic_write_text(cs, to_csv(*csv_table(runs)))
     return md, cs

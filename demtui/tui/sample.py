@@ -177,6 +177,28 @@ def _summary(results: dict[str, Any], strength: float) -> dict[str, Any]:
             "attack_seconds": 2.0, "defense_seconds": 2.0, "mode": "targeted"}
 
 
+def write_sample_grid(root: Path) -> Path:
+    """A 2×2 grid folder as a driver leaves it mid-way: two finished cells, one failed, one running."""
+    axes = {"attack.name": ["df-uap", "fgsm-uap"], "defense.name": ["democratic", "none"]}
+    states = {("df-uap", "democratic"): "finished", ("df-uap", "none"): "finished",
+              ("fgsm-uap", "democratic"): "failed", ("fgsm-uap", "none"): "running"}
+    cells = []
+    for (attack, defense), status in states.items():
+        label = f"attack.name={attack},defense.name={defense}"
+        extra: dict[str, Any] = {} if status == "finished" else {"stop_after": "attack", "ending": status}
+        run = write_sample_run(root / label, attack=attack, defense=defense,
+                               strength=1.0 if defense == "democratic" else 0.5, **extra)
+        summary = json.loads((run / "results.json").read_text()).get("summary")
+        if defense == "none" and summary:
+            summary["sr_after"] = 0.6  # no defense: the attack still works
+        cells.append({"label": label, "values": {"attack.name": attack, "defense.name": defense},
+                      "status": status, "message": "CollapseError: the model collapsed" if status == "failed" else "",
+                      "summary": summary, "run_dir": str(run)})
+    (root / "sweep.json").write_text(json.dumps({"version": 2, "kind": "grid", "status": "running",
+                                                 "executor": "local", "axes": axes, "sweep": cells}))
+    return root
+
+
 if __name__ == "__main__":
     out = write_sample_run(Path(sys.argv[1] if len(sys.argv) > 1 else "runs/sample"))
     print(f"Wrote {out}; open it with: demtui  (F4 History, or o in Watch)")

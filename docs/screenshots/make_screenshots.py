@@ -14,18 +14,22 @@ import tempfile
 from pathlib import Path
 
 from demtui.tui.app import make_app
-from demtui.tui.devices import Device
-from demtui.tui.sample import write_sample_run
+from demtui.devices import Device
+from demtui.tui.sample import write_sample_grid, write_sample_run
 
 HERE = Path(__file__).resolve().parent
 SIZE = (100, 30)
 DEVICES = [Device("auto", "auto (GPU when available)"), Device("cpu", "CPU"), Device("cuda:0", "cuda:0 NVIDIA H100")]
 
 
-async def shoot(name: str, steps, theme: str | None = None) -> None:
+async def shoot(name: str, steps, theme: str | None = None, size: tuple[int, int] = SIZE) -> None:
     app = make_app(runs_dir=Path("runs"), devices=list(DEVICES), theme=theme)
-    async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause(0.5)
+    async with app.run_test(size=size) as pilot:
+        for _ in range(100):  # the registry and the form load after the first frame
+            await pilot.pause(0.05)
+            if "valid" in str(app.query_one("#spec-status").render()):
+                break
+        await pilot.pause(0.3)
         await steps(app, pilot)
         await pilot.pause(0.5)
         app.save_screenshot(f"{name}.svg", path=str(HERE))
@@ -39,6 +43,11 @@ def watch(run: str, tab: str = "tab-entropy", keys: tuple[str, ...] = ()):
         app.query_one("#watch-tabs").active = tab
         await pilot.press(*keys)
     return steps
+
+
+async def grid(app, pilot) -> None:
+    app.open_run(Path("runs/grid-defenses"))
+    await pilot.pause(0.5)
 
 
 async def nothing(app, pilot) -> None:
@@ -72,6 +81,12 @@ async def main() -> None:
         await shoot("history", history)
         await shoot("compare", compare)
         await shoot("watch-light", watch("quickstart", keys=deep), theme="textual-light")
+        write_sample_grid(Path("runs/grid-defenses"))
+        await shoot("grid", grid)
+        small = (80, 24)
+        await shoot("compose-80x24", nothing, size=small)
+        await shoot("watch-80x24", watch("quickstart", keys=deep), size=small)
+        await shoot("history-80x24", history, size=small)
 
 
 if __name__ == "__main__":
