@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-import pytest
 from textual import events
 from textual.widgets import Input, Select
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import time
 from pathlib import Path
 from typing import Any, Callable
