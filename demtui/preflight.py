@@ -19,10 +19,6 @@ from demtui.spec import RunSpec
 _BUILTIN_DATASETS = "demtui.plugins.datasets.entries:"
 _BUILTIN_MODELS = "demtui.plugins.models.entries:"
 
-CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
-EUROSAT_CLASSES = ("AnnualCrop", "Forest", "HerbaceousVegetation", "Highway", "Industrial", "Pasture",
-                   "PermanentCrop", "Residential", "River", "SeaLake")
-
 
 def preflight(spec: RunSpec, registry: Any) -> None:
     """Raise the first problem as one sentence (DemtuiError); return quietly when none is found."""
@@ -43,27 +39,25 @@ def _entry(registry: Any, kind: str, name: str) -> str:
 
 
 def dataset_classes(spec: RunSpec, registry: Any) -> list[str] | None:
-    """The class names of a built-in dataset without loading it (None: not knowable cheaply)."""
-    entry = _entry(registry, "dataset", spec.dataset.name)
-    if not entry.startswith(_BUILTIN_DATASETS):
-        return None
-    func = entry.split(":", 1)[1]
-    params = spec.dataset.params
-    if func == "load_shapes":
-        from demtui.plugins.datasets.shapes_gen import SHAPE_CLASSES
+    """The class names of a dataset without loading it (None: not knowable cheaply).
 
-        return list(SHAPE_CLASSES)
-    if func == "load_image_folder":
+    A dataset source declares them (``DatasetSource.classes``, a third party's too); an
+    image folder's come from its subfolders."""
+    try:
+        source = registry.get("dataset", spec.dataset.name)
+    except DemtuiError:
+        return None
+    entry, params = str(source.entry), spec.dataset.params
+    builtin = entry.startswith(_BUILTIN_DATASETS)
+    if builtin and entry.endswith(":load_image_folder"):
         return _image_folder_classes(params.get("root"))
-    root = Path(str(params.get("root"))).expanduser()
-    if not params.get("download", True) and not root.is_dir():
-        raise DataError(f"Dataset folder '{root}' does not exist and download is off; pass --set "
-                        "dataset.download=true or point --set dataset.root=DIR at a copy.")
-    if func == "load_cifar10":
-        return list(CIFAR10_CLASSES)
-    if func == "load_eurosat":
-        return list(EUROSAT_CLASSES)
-    return None
+    if builtin and "root" in params and "download" in params:
+        root = Path(str(params.get("root"))).expanduser()
+        if not params.get("download", True) and not root.is_dir():
+            raise DataError(f"Dataset folder '{root}' does not exist and download is off; pass --set "
+                            "dataset.download=true or point --set dataset.root=DIR at a copy.")
+    classes = getattr(source, "classes", ())
+    return list(classes) if classes else None
 
 
 def _image_folder_classes(root_value: Any) -> list[str]:
