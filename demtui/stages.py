@@ -277,6 +277,12 @@ def card(state: RunState) -> dict[str, Any]:
         elif part == reuse and state.store.stage("secondary") is not None:
             targets = {k: v["metrics"] for k, v in state.store.stage("secondary")["targets"].items()}
             parts[part] = {"attack": spec.attack.name, "source": "secondary stage"}
+        elif part == "adaptive" and remap_layers(model, {"r": prep.layer}).get("r") is None:
+            ctx.log(f"card: adaptive part skipped, the defended model has no layer '{prep.layer}' to tap",
+                    level="warning")
+            parts[part] = {"attack": C.PART_ATTACKS[part], "source": "skipped: entropy layer not found", "sr": None,
+                           "targets": {}}
+            continue
         else:
             name = C.PART_ATTACKS[part]
             params = C.part_params(part, spec.attack.name, spec.attack.params, state.registry)
@@ -296,8 +302,9 @@ def _card_attack(state: RunState, model: nn.Module, clean: torch.Tensor, name: s
     prep, ctx = state.prep, state.ctx
     component = state.registry.get("attack", name)
     generate = component.load()
-    data = AttackData(x=prep.x_attack, y=prep.y_attack, num_classes=len(prep.classes),
-                      layer=layer_in(model, prep.layer))
+    # a wrapping defense moves the entropy layer (gap → model.gap); the adaptive attack taps it there
+    layer = remap_layers(model, {"repair": prep.layer}).get("repair", prep.layer)
+    data = AttackData(x=prep.x_attack, y=prep.y_attack, num_classes=len(prep.classes), layer=layer)
     out = {}
     for key in state.keys:
         ctx.log(f"card: crafting {name} for {_label(state, key)} ({part})")
@@ -306,16 +313,6 @@ def _card_attack(state: RunState, model: nn.Module, clean: torch.Tensor, name: s
         adv = predict_under(model, prep.x_eval, [pert], batch_size=state.spec.run["batch_size"], ctx=ctx)[0]
         out[key] = attack_metrics(clean, adv, prep.y_eval, state.target_of(key))
     return out
-
-
-def layer_in(model: nn.Module, path: str) -> str:
-    """The original model's layer path as seen inside ``model``: a wrapping defense (CFN,
-    FNS, input smoothing) nests the original, so 'gap' may be 'model.gap' there."""
-    names = [n for n, _ in model.named_modules()]
-    if path in names:
-        return path
-    nested = [n for n in names if n.endswith("." + path)]
-    return nested[0] if len(nested) == 1 else path
 
 
 def _label(state: RunState, key: str) -> str:
